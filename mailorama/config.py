@@ -1,0 +1,406 @@
+"""Parse and validate the four mail config files into one frozen MailConfig.
+
+Pure: `parse` takes the files' text, `load` only reads them from a folder. Every problem is
+collected as `file:line: what is wrong; how to fix it`; nothing stops at the first error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FILES = ("accounts", "domains", "virtuals", "aliases")
+
+# uids the container reserves: Debian gives 1000-59999 to people; 60000 and up are system ranges.
+UID_MIN, UID_MAX = 1000, 59999
+# Names the container's system users (and sendmail's) already own; an account may not take them.
+SYSTEM_NAMES = frozenset(
+    "root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats"
+    " nobody _apt messagebus systemd-network systemd-timesync opensmtpd opensmtpq _dkimsign"
+    " dovecot dovenull".split()
+)
+HASH_SCHEMES = {"$6$": "SHA512-CRYPT", "$5$": "SHA256-CRYPT", "$y$": "yescrypt"}
+
+_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+_LOCAL = re.compile(r"[a-z0-9!$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_SALT = r"[./0-9A-Za-z]"
+_HASH = {
+    "$6$": re.compile(rf"\$6\$(rounds=[0-9]+\$)?{_SALT}{{1,16}}\${_SALT}{{86}}"),
+    "$5$": re.compile(rf"\$5\$(rounds=[0-9]+\$)?{_SALT}{{1,16}}\${_SALT}{{43}}"),
+    "$y$": re.compile(rf"\$y\${_SALT}+\${_SALT}+\${_SALT}{{43}}"),
+}
+
+
+class ConfigError(Exception):
+    """The config has errors; `errors` lists every one as `file:line: message`."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    uid: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    """The whole mail config, validated. Sorted tuples, so equal configs render equal bytes."""
+
+    accounts: tuple[Account, ...]
+    domains: tuple[str, ...]
+    # address -> every account and external address it finally delivers to
+    virtuals: tuple[tuple[str, tuple[str, ...]], ...]
+    # system alias name -> every account and external address it finally delivers to
+    aliases: tuple[tuple[str, tuple[str, ...]], ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def senders(self) -> dict[str, tuple[str, ...]]:
+        """account -> the hosted addresses that deliver to it (what it may send as)."""
+        out: dict[str, list[str]] = {a.name: [] for a in self.accounts}
+        for address, targets in self.virtuals:
+            for target in targets:
+                if target in out:
+                    out[target].append(address)
+        return {name: tuple(addrs) for name, addrs in out.items()}
+
+
+@dataclass
+class _Line:
+    file: str
+    number: int
+    fields: list[str]
+
+    def where(self) -> str:
+        return f"{self.file}:{self.number}"
+
+
+def _lines(file: str, text: str) -> list[_Line]:
+    """Non-blank, comment-free lines; tolerant of CRLF, BOM, tabs and a missing final newline."""
+    out = []
+    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+        body = raw.split("#", 1)[0].strip()
+        if body:
+            out.append(_Line(file, number, body.split()))
+    return out
+
+
+def normalise_domain(text: str) -> str | None:
+    """Lower-case ASCII (IDNA for non-ASCII) form of a domain, or None if it is not one."""
+    text = text.strip().rstrip(".").lower()
+    try:
+        text = text.encode("idna").decode("ascii") if not text.isascii() else text
+    except UnicodeError:
+        return None
+    labels = text.split(".")
+    if len(text) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
+        return None
+    if labels[-1].isdigit():
+        return None
+    return text
+
+
+def normalise_address(text: str) -> str | None:
+    """`local@domain` lower-cased, or None if it is not a plain mail address."""
+    local, at, domain = text.strip().lower().rpartition("@")
+    if not at or len(local) > 64 or not _LOCAL.fullmatch(local):
+        return None
+    domain = normalise_domain(domain)
+    return f"{local}@{domain}" if domain else None
+
+
+def check_hash(value: str) -> str | None:
+    """Why `value` is no hash both OpenSMTPD and Dovecot accept, or None when it is fine."""
+    fix = "make one with `mailorama hash-password`"
+    if value.startswith("{"):
+        return (f"hash starts with a scheme prefix '{value.split('}')[0]}}}': OpenSMTPD cannot "
+                "check it; remove the prefix (Dovecot reads the bare crypt hash as CRYPT)")
+    if ":" in value:
+        return f"hash contains ':', which breaks OpenSMTPD's and Dovecot's tables; {fix}"
+    scheme = value[:3]
+    if scheme not in _HASH:
+        if not value.startswith("$"):
+            return f"the password is not hashed (plaintext is never stored); {fix}"
+        return (f"unsupported hash scheme '{value.split('$')[1]}'; use SHA512-CRYPT ($6$), "
+                f"SHA256-CRYPT ($5$) or yescrypt ($y$): {fix}")
+    if not _HASH[scheme].fullmatch(value):
+        return f"malformed {HASH_SCHEMES[scheme]} hash (truncated or mangled?); {fix}"
+    return None
+
+
+def _parse_accounts(lines: list[_Line], errors: list[str]) -> dict[str, Account]:
+    accounts: dict[str, Account] = {}
+    seen: dict[str, str] = {}
+    uids: dict[int, str] = {}
+    for line in lines:
+        if len(line.fields) != 3:
+            errors.append(f"{line.where()}: expected 'name uid hash', found {len(line.fields)} "
+                          "fields; separate the three with spaces or tabs")
+            continue
+        raw_name, raw_uid, hash_ = line.fields
+        name = raw_name.lower()
+        ok = True
+        if not _NAME.fullmatch(name):
+            errors.append(f"{line.where()}: account name '{raw_name}' is not valid; use a letter "
+                          "followed by letters, digits, '.', '_' or '-', at most 32 characters")
+            ok = False
+        elif name in SYSTEM_NAMES:
+            errors.append(f"{line.where()}: account name '{name}' is a system user of the "
+                          "container; pick another name (alias it in aliases instead)")
+            ok = False
+        elif name in seen:
+            errors.append(f"{line.where()}: duplicate account '{name}' (first defined at "
+                          f"{seen[name]}); remove one of the lines")
+            ok = False
+        if not raw_uid.isascii() or not raw_uid.isdigit():
+            errors.append(f"{line.where()}: uid '{raw_uid}' of account '{name}' is not a number; "
+                          f"use a number from {UID_MIN} to {UID_MAX}")
+            ok = False
+        else:
+            uid = int(raw_uid)
+            if not UID_MIN <= uid <= UID_MAX:
+                errors.append(f"{line.where()}: uid {uid} of account '{name}' is outside "
+                              f"{UID_MIN}-{UID_MAX} (system users of the container live below and "
+                              "above); pick a free uid in that range")
+                ok = False
+            elif uid in uids:
+                errors.append(f"{line.where()}: uid {uid} of account '{name}' is already used by "
+                              f"account '{uids[uid]}'; give each account its own uid")
+                ok = False
+        problem = check_hash(hash_)
+        if problem:
+            errors.append(f"{line.where()}: account '{name}': {problem}")
+            ok = False
+        if _NAME.fullmatch(name) and name not in seen:
+            seen[name] = line.where()
+        if ok:
+            uids[int(raw_uid)] = name
+            accounts[name] = Account(name, int(raw_uid), hash_)
+    return accounts
+
+
+def _parse_domains(lines: list[_Line], errors: list[str]) -> dict[str, str]:
+    domains: dict[str, str] = {}
+    for line in lines:
+        if len(line.fields) != 1:
+            errors.append(f"{line.where()}: expected one domain per line, found "
+                          f"{len(line.fields)} words; put each domain on its own line")
+            continue
+        domain = normalise_domain(line.fields[0])
+        if domain is None:
+            errors.append(f"{line.where()}: '{line.fields[0]}' is not a valid domain name "
+                          "(like example.org)")
+        elif domain in domains:
+            errors.append(f"{line.where()}: duplicate domain '{domain}' (first at "
+                          f"{domains[domain]}); remove one of the lines")
+        else:
+            domains[domain] = line.where()
+    return domains
+
+
+def _split_targets(line: _Line, start: int) -> list[str]:
+    return [t.strip() for t in " ".join(line.fields[start:]).split(",") if t.strip()]
+
+
+def _parse_virtuals(lines, domains, errors) -> dict[str, tuple[_Line, list[str]]]:
+    """address -> (its line, its raw targets)."""
+    virtuals: dict[str, tuple[_Line, list[str]]] = {}
+    for line in lines:
+        raw = line.fields[0]
+        targets = _split_targets(line, 1)
+        if not targets:
+            errors.append(f"{line.where()}: address '{raw}' has no targets; write "
+                          "'address target[,target...]'")
+            continue
+        address = normalise_address(raw)
+        if address is None:
+            errors.append(f"{line.where()}: '{raw}' is not a valid mail address "
+                          "(like name@example.org)")
+            continue
+        domain = address.split("@")[1]
+        if domain not in domains:
+            errors.append(f"{line.where()}: address '{address}' is in domain '{domain}', which "
+                          "is not in domains; add the domain there or fix the address")
+        elif address in virtuals:
+            errors.append(f"{line.where()}: duplicate address '{address}' (first at "
+                          f"{virtuals[address][0].where()}); merge the targets into one line")
+        else:
+            virtuals[address] = (line, targets)
+    return virtuals
+
+
+def _parse_aliases(lines: list[_Line], errors: list[str]) -> dict[str, tuple[_Line, list[str]]]:
+    aliases: dict[str, tuple[_Line, list[str]]] = {}
+    for line in lines:
+        name, colon, rest = " ".join(line.fields).partition(":")
+        name = name.strip().lower()
+        targets = [t.strip() for t in rest.split(",") if t.strip()]
+        if not colon or not targets:
+            errors.append(f"{line.where()}: expected 'name: target[,target...]' (like "
+                          "'root: al')")
+        elif not _NAME.fullmatch(name):
+            errors.append(f"{line.where()}: alias name '{name}' is not valid; use letters, "
+                          "digits, '.', '_' or '-'")
+        elif name in aliases:
+            errors.append(f"{line.where()}: duplicate alias '{name}' (first at "
+                          f"{aliases[name][0].where()}); merge the targets into one line")
+        else:
+            aliases[name] = (line, targets)
+    return aliases
+
+
+class _Resolver:
+    """Expands names (accounts, hosted addresses, aliases) to accounts and external addresses."""
+
+    def __init__(self, accounts, domains, virtuals, aliases, errors):
+        self.accounts, self.domains = accounts, domains
+        self.tables = {"virtuals": virtuals, "aliases": aliases}
+        self.errors = errors
+        self.done: dict[tuple[str, str], frozenset[str]] = {}
+
+    def target(self, line: _Line, raw: str, table: str, path: list[str]) -> frozenset[str]:
+        """What one target of `line` (in `table`) delivers to; reports what is wrong with it."""
+        if raw.startswith(("|", "/", ":include:")):
+            self.errors.append(f"{line.where()}: target '{raw}' is a pipe or a file; Mail-o-Rama "
+                               "delivers only to accounts and addresses")
+            return frozenset()
+        value = raw.lower()
+        if "@" not in value:
+            if value in self.accounts:
+                return frozenset([value])
+            if table == "aliases" and value in self.tables["aliases"]:
+                return self.expand("aliases", value, path)
+            kinds = "an account, an alias" if table == "aliases" else "an account"
+            self.errors.append(f"{line.where()}: target '{raw}' is neither {kinds}, a hosted "
+                               "address nor an external address; fix the name or add it")
+            return frozenset()
+        address = normalise_address(value)
+        if address is None:
+            self.errors.append(f"{line.where()}: target '{raw}' is not a valid mail address")
+            return frozenset()
+        if address.split("@")[1] not in self.domains:
+            return frozenset([address])
+        if address in self.tables["virtuals"]:
+            return self.expand("virtuals", address, path)
+        self.errors.append(f"{line.where()}: target '{address}' is in a hosted domain but no "
+                           "line of virtuals defines it; add it to virtuals or fix the address")
+        return frozenset()
+
+    def expand(self, table: str, key: str, path: list[str]) -> frozenset[str]:
+        if (table, key) in self.done:
+            return self.done[(table, key)]
+        line, targets = self.tables[table][key]
+        if key in path:
+            cycle = " -> ".join(path[path.index(key):] + [key])
+            self.errors.append(f"{line.where()}: '{key}' delivers to itself ({cycle}); break the "
+                               "cycle")
+            return frozenset()
+        result: frozenset[str] = frozenset()
+        for raw in targets:
+            result |= self.target(line, raw, table, path + [key])
+        self.done[(table, key)] = result
+        return result
+
+
+def parse(texts: dict[str, str]) -> MailConfig:
+    """Validate the four files' text (file name -> content); raise ConfigError listing all errors."""
+    errors: list[str] = []
+    for name in FILES:
+        if name not in texts:
+            errors.append(f"{name}: file missing; create it (it may be empty, with comments)")
+    lines = {name: _lines(name, texts.get(name, "")) for name in FILES}
+    accounts = _parse_accounts(lines["accounts"], errors)
+    domains = _parse_domains(lines["domains"], errors)
+    virtuals = _parse_virtuals(lines["virtuals"], domains, errors)
+    aliases = _parse_aliases(lines["aliases"], errors)
+    for name, (line, _) in aliases.items():
+        if name in accounts:
+            errors.append(f"{line.where()}: alias '{name}' is also an account name; mail to it "
+                          "would be ambiguous: rename the alias or drop it")
+
+    resolver = _Resolver(accounts, domains, virtuals, aliases, errors)
+    resolved_virtuals = {a: resolver.expand("virtuals", a, []) for a in virtuals}
+    resolved_aliases = {n: resolver.expand("aliases", n, []) for n in aliases}
+    # Report each problem once, in file order, however many paths reach it.
+    errors = list(dict.fromkeys(errors))
+    if errors:
+        raise ConfigError(sorted(errors, key=_error_order))
+
+    warnings = []
+    for domain, where in domains.items():
+        missing = [f"{local}@{domain}" for local in ("postmaster", "abuse")
+                   if f"{local}@{domain}" not in virtuals]
+        if missing:
+            warnings.append(f"{where}: warning: no {' or '.join(missing)} "
+                            "(RFC 5321 requires postmaster); add it to virtuals")
+    if "root" not in aliases:
+        warnings.append("aliases: warning: no 'root' alias; the system's mail to root "
+                        "(cron, backups) will not reach anyone")
+    return MailConfig(
+        accounts=tuple(sorted(accounts.values(), key=lambda a: a.name)),
+        domains=tuple(sorted(domains)),
+        virtuals=tuple((a, tuple(sorted(t))) for a, t in sorted(resolved_virtuals.items())),
+        aliases=tuple((n, tuple(sorted(t))) for n, t in sorted(resolved_aliases.items())),
+        warnings=tuple(warnings),
+    )
+
+
+def _error_order(error: str):
+    file, _, rest = error.partition(":")
+    number = rest.split(":", 1)[0]
+    return (FILES.index(file) if file in FILES else 9, int(number) if number.isdigit() else 0)
+
+
+def read_texts(folder: str | Path) -> tuple[dict[str, str], list[str]]:
+    """The four files' text from `folder`, and the errors of unreadable ones."""
+    folder = Path(folder)
+    texts, errors = {}, []
+    for name in FILES:
+        path = folder / name
+        try:
+            texts[name] = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            pass  # parse() reports it
+        except UnicodeDecodeError as e:
+            texts[name] = ""
+            line = path.read_bytes()[: e.start].count(b"\n") + 1
+            errors.append(f"{name}:{line}: not UTF-8 text (byte {e.start}); save the file as UTF-8")
+        except OSError as e:
+            texts[name] = ""
+            errors.append(f"{name}: cannot read {path}: {e.strerror}")
+    return texts, errors
+
+
+def load(folder: str | Path) -> MailConfig:
+    """Read and validate the four files in `folder`."""
+    texts, errors = read_texts(folder)
+    try:
+        config = parse(texts)
+    except ConfigError as e:
+        raise ConfigError(errors + e.errors) from None
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+# The example config's passwords, published in the README. They must never face the internet.
+EXAMPLE_PASSWORDS = {
+    "al": "4touchdowns", "peg": "bonbons", "kelly": "kellyb", "bud": "grandmasterb",
+    "marcy": "tofu4ever", "jefferson": "sponge",
+}
+
+
+def published_password_accounts(config: MailConfig) -> list[str]:
+    """Accounts whose password is one the README publishes (the example's)."""
+    from passlib.hash import sha256_crypt, sha512_crypt
+
+    schemes = {"$6$": sha512_crypt, "$5$": sha256_crypt}
+    # One check per example account name: each check costs a full hash.
+    return [a.name for a in config.accounts
+            if a.name in EXAMPLE_PASSWORDS and a.hash[:3] in schemes
+            and schemes[a.hash[:3]].verify(EXAMPLE_PASSWORDS[a.name], a.hash)]

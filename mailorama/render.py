@@ -1,0 +1,90 @@
+"""Render every file the host and the container read, from a MailConfig and Settings. Pure.
+
+The result maps a path relative to the stack folder (`mailorama_root`) to its text. The same
+input always gives the same bytes: tables are sorted, nothing carries a timestamp.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from .config import MailConfig
+from .settings import Settings
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+IMAGE = Path(__file__).resolve().parent.parent / "image"
+HEADER = "# Made by Mail-o-Rama from the files in {source}; edit those, not this.\n"
+# Files holding password hashes: never readable by anyone but root on the host.
+SECRET = frozenset({"config/credentials", "config/passwd"})
+TABLES = ("domains", "virtuals", "credentials", "userbase", "senders", "aliases")
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+def home(account: str) -> str:
+    return f"/var/mail/{account}"
+
+
+def _table(source: str, rows) -> str:
+    return HEADER.format(source=source) + "".join(f"{row}\n" for row in rows)
+
+
+def tables(config: MailConfig) -> dict[str, str]:
+    """The OpenSMTPD tables and Dovecot's passwd-file, keyed by file name."""
+    senders = config.senders()
+    return {
+        "domains": _table("domains", config.domains),
+        "virtuals": _table("virtuals", (f"{a} {', '.join(t)}" for a, t in config.virtuals)),
+        "credentials": _table("accounts", (f"{a.name} {a.hash}" for a in config.accounts)),
+        "userbase": _table(
+            "accounts", (f"{a.name} {a.uid}:{a.uid}:{home(a.name)}" for a in config.accounts)),
+        "senders": _table("virtuals", (f"{name} {', '.join(addrs)}"
+                                       for name, addrs in senders.items() if addrs)),
+        "aliases": _table("aliases", (f"{n}: {', '.join(t)}" for n, t in config.aliases)),
+        "passwd": _table("accounts", (f"{a.name}:{a.hash}:{a.uid}:{a.uid}::{home(a.name)}::"
+                                      for a in config.accounts)),
+    }
+
+
+def context(config: MailConfig, settings: Settings) -> dict:
+    """What the templates see."""
+    return {
+        "hostname": settings.hostname,
+        "listen": list(settings.listen),
+        "ports": settings.port,
+        "relay_host": settings.relay_host,
+        "domains": list(config.domains),
+        "dkim_selectors": dict(settings.dkim_selectors),
+        "container": settings.container,
+        "image": settings.image,
+        "root": settings.root,
+        "data": settings.data,
+        "tls_cert": settings.tls_cert,
+        "tls_key": settings.tls_key,
+        "backup_retention_days": settings.backup_retention_days,
+    }
+
+
+def render(config: MailConfig, settings: Settings) -> dict[str, str]:
+    """Every rendered file, by path relative to the stack folder."""
+    ctx = context(config, settings)
+    files = {f"config/{name}": text for name, text in tables(config).items()}
+    files["config/smtpd.conf"] = _env.get_template("smtpd/smtpd.conf.j2").render(ctx)
+    files["config/dovecot.conf"] = _env.get_template("dovecot/dovecot.conf.j2").render(ctx)
+    files["compose.yaml"] = _env.get_template("compose/compose.yaml.j2").render(ctx)
+    return dict(sorted(files.items()))
+
+
+def image_files() -> dict[str, bytes]:
+    """The image's build context (image/), by path relative to the stack folder."""
+    return {f"image/{p.relative_to(IMAGE)}": p.read_bytes()
+            for p in sorted(IMAGE.rglob("*")) if p.is_file()}

@@ -1,0 +1,152 @@
+"""The deploy's settings: pyinfra host data keys `mailorama_*`, validated into one frozen Settings."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from .config import normalise_domain
+
+PREFIX = "mailorama_"
+DEFAULT_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
+HOST_MAIL = ("msmtp", "shim", "none")
+
+
+class SettingsError(Exception):
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Settings:
+    hostname: str
+    config_dir: str = "mail"
+    listen: tuple[str, ...] = ()
+    ports: tuple[tuple[str, int], ...] = tuple(DEFAULT_PORTS.items())
+    root: str = "/opt/mail-o-rama"
+    data: str = "/srv/mail-o-rama"
+    container: str = "mail-o-rama"
+    image: str = "mail-o-rama:latest"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    relay_host: str | None = None
+    host_mail: str = "msmtp"
+    backup_retention_days: int | None = 14
+    install_docker: bool = False
+    host_aliases: tuple[tuple[str, str], ...] = ()
+    allow_renumber: bool = False
+    dkim_selectors: tuple[tuple[str, str], ...] = (("rsa", "rsa"), ("ed25519", "ed25519"))
+
+    @property
+    def port(self) -> dict[str, int]:
+        return dict(self.ports)
+
+    def loopback_only(self) -> bool:
+        """True when every listen address is a loopback address (the example's safe mode)."""
+        return bool(self.listen) and all(ipaddress.ip_address(a).is_loopback for a in self.listen)
+
+
+def _abs_path(key, value, errors):
+    if not isinstance(value, str) or not value.startswith("/") or value.rstrip("/") == "":
+        errors.append(f"{PREFIX}{key}: must be an absolute path other than '/', got {value!r}")
+        return value
+    return value.rstrip("/")
+
+
+def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
+    """Settings from host data (the `mailorama_*` keys of `data`); reports all errors at once."""
+    values = {k[len(PREFIX):]: v for k, v in data.items() if k.startswith(PREFIX)}
+    known = {f.name for f in fields(Settings)}
+    errors: list[str] = []
+    out: dict[str, Any] = {}
+
+    hostname = values.get("hostname") or fqdn
+    if not hostname or normalise_domain(hostname) is None:
+        errors.append(f"{PREFIX}hostname: must be a fully qualified host name like "
+                      f"mail.example.org, got {hostname!r}")
+    else:
+        out["hostname"] = normalise_domain(hostname)
+
+    listen = values.get("listen") or ()
+    if isinstance(listen, str):
+        listen = [listen]
+    for address in listen:
+        try:
+            ipaddress.ip_address(address)
+        except (ValueError, TypeError):
+            errors.append(f"{PREFIX}listen: {address!r} is not an IP address")
+    out["listen"] = tuple(sorted(set(map(str, listen))))
+
+    ports = dict(DEFAULT_PORTS)
+    given = values.get("ports") or {}
+    if not isinstance(given, Mapping):
+        errors.append(f"{PREFIX}ports: must be a dict like {DEFAULT_PORTS}")
+        given = {}
+    for name, port in given.items():
+        if name not in DEFAULT_PORTS:
+            errors.append(f"{PREFIX}ports: unknown service {name!r}; use {', '.join(DEFAULT_PORTS)}")
+        elif isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            errors.append(f"{PREFIX}ports: {name} must be a port number 1-65535, got {port!r}")
+        else:
+            ports[name] = port
+    if len(set(ports.values())) != len(ports):
+        errors.append(f"{PREFIX}ports: two services share a port: {ports}")
+    out["ports"] = tuple(ports.items())
+
+    for key in ("root", "data"):
+        if key in values:
+            out[key] = _abs_path(key, values[key], errors)
+    for key in ("tls_cert", "tls_key"):
+        if values.get(key):
+            out[key] = _abs_path(key, values[key], errors)
+    if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
+        errors.append(f"{PREFIX}tls_cert and {PREFIX}tls_key: give both or neither")
+
+    container = values.get("container", "mail-o-rama")
+    if not isinstance(container, str) or not container.replace("-", "").replace("_", "").isalnum():
+        errors.append(f"{PREFIX}container: {container!r} is not a valid container name "
+                      "(letters, digits, '-', '_')")
+    out["container"] = container
+    out["image"] = values.get("image") or f"{container}:latest"
+
+    relay = values.get("relay_host")
+    if relay:
+        host, _, port = str(relay).rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            errors.append(f"{PREFIX}relay_host: expected 'host:port' like smtp.example.org:587, "
+                          f"got {relay!r}")
+        out["relay_host"] = str(relay)
+
+    host_mail = values.get("host_mail", "msmtp")
+    if host_mail not in HOST_MAIL:
+        errors.append(f"{PREFIX}host_mail: must be one of {', '.join(HOST_MAIL)}, got {host_mail!r}")
+    out["host_mail"] = host_mail
+
+    retention = values.get("backup_retention_days", 14)
+    if retention in (None, ""):
+        out["backup_retention_days"] = None
+    elif isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
+        errors.append(f"{PREFIX}backup_retention_days: must be a whole number of days >= 1, or "
+                      f"empty to keep all; got {retention!r}")
+    else:
+        out["backup_retention_days"] = retention
+
+    for key in ("install_docker", "allow_renumber"):
+        if key in values:
+            out[key] = bool(values[key])
+    aliases = values.get("host_aliases") or {"default": f"root@{out.get('hostname', 'localhost')}"}
+    out["host_aliases"] = tuple(sorted((str(k), str(v)) for k, v in aliases.items()))
+    selectors = values.get("dkim_selectors") or {"rsa": "rsa", "ed25519": "ed25519"}
+    if set(selectors) != {"rsa", "ed25519"}:
+        errors.append(f"{PREFIX}dkim_selectors: needs exactly the keys 'rsa' and 'ed25519'")
+    out["dkim_selectors"] = tuple(sorted(selectors.items()))
+    if "config_dir" in values:
+        out["config_dir"] = str(values["config_dir"])
+
+    for key in sorted(set(values) - known):
+        errors.append(f"{PREFIX}{key}: unknown setting (typo?); known: {', '.join(sorted(known))}")
+    if errors:
+        raise SettingsError(errors)
+    return Settings(**out)

@@ -1,0 +1,54 @@
+"""Random and mutated config files never crash the parser: they parse or give file:line errors."""
+
+import re
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mailorama import config as cfg
+from test_config import texts
+
+ERROR = re.compile(r"^(accounts|domains|virtuals|aliases)(:\d+)?: \S")
+ALPHABET = st.sampled_from(list("alpegbudy.net@,:# \t\r\n$16y5/{}|-_ÄßX09") + ["\ufeff", "\x00"])
+
+
+def parses_or_reports(files: dict[str, str]) -> None:
+    try:
+        result = cfg.parse(files)
+    except cfg.ConfigError as e:
+        assert e.errors and all(ERROR.match(err) for err in e.errors), e.errors
+    else:
+        assert isinstance(result, cfg.MailConfig)
+        assert all(ERROR.match(w) for w in result.warnings), result.warnings
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(cfg.FILES), st.text(ALPHABET, max_size=200)))
+def test_random_files(files):
+    parses_or_reports(files)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(cfg.FILES), st.data())
+def test_mutated_example(name, data):
+    files = texts()
+    text = files[name]
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(text)))
+        op = data.draw(st.sampled_from(["insert", "delete", "duplicate_line", "swap_words"]))
+        if op == "insert":
+            text = text[:i] + data.draw(st.text(ALPHABET, min_size=1, max_size=5)) + text[i:]
+        elif op == "delete":
+            text = text[:i] + text[i + data.draw(st.integers(1, 8)):]
+        elif op == "duplicate_line":
+            lines = text.splitlines(keepends=True)
+            if lines:
+                lines.insert(i % len(lines), lines[i % len(lines)])
+            text = "".join(lines)
+        else:
+            words = text.split(" ")
+            if len(words) > 1:
+                j = i % (len(words) - 1)
+                words[j], words[j + 1] = words[j + 1], words[j]
+            text = " ".join(words)
+    files[name] = text
+    parses_or_reports(files)
