@@ -46,6 +46,7 @@ class Account:
     name: str
     uid: int
     hash: str
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def _parse_accounts(lines: list[_Line], errors: list[str]) -> dict[str, Account]
             seen[name] = line.where()
         if ok:
             uids[int(raw_uid)] = name
-            accounts[name] = Account(name, int(raw_uid), hash_)
+            accounts[name] = Account(name, int(raw_uid), hash_, line.number)
     return accounts
 
 

@@ -6,6 +6,7 @@ input always gives the same bytes: tables are sorted, nothing carries a timestam
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import jinja2
@@ -88,3 +89,35 @@ def image_files() -> dict[str, bytes]:
     """The image's build context (image/), by path relative to the stack folder."""
     return {f"image/{p.relative_to(IMAGE)}": p.read_bytes()
             for p in sorted(IMAGE.rglob("*")) if p.is_file()}
+
+
+def backup_command(settings: Settings) -> str:
+    """The daily backup, as the cron job runs it."""
+    days = settings.backup_retention_days or ""
+    return f"docker exec -e BACKUP_RETENTION_DAYS={days} {settings.container} /backup.sh"
+
+
+def smtp_address(settings: Settings) -> str:
+    """Where the host's own mail enters the container: a loopback address it listens on."""
+    loopback = [a for a in settings.listen if a.startswith("127.") or a == "::1"]
+    return (loopback or list(settings.listen) or ["127.0.0.1"])[0]
+
+
+def render_host(settings: Settings) -> dict[str, str]:
+    """The host's own files (mail path, backup cron job), by absolute path, for host_mail."""
+    ctx = {
+        "hostname": settings.hostname, "ports": settings.port, "container": settings.container,
+        "data": settings.data, "host_aliases": settings.host_aliases,
+        "smtp_address": smtp_address(settings), "backup_command": backup_command(settings),
+        # spread the hosts' backups over the hour, the same minute on every run
+        "backup_minute": int(hashlib.sha256(settings.hostname.encode()).hexdigest(), 16) % 60,
+    }
+    templates = {f"/etc/cron.d/{settings.container}": "etc/cron.d/container.j2"}
+    if settings.host_mail == "msmtp":
+        templates |= {"/etc/msmtprc": "etc/msmtprc.j2",
+                      "/etc/mail-o-rama/msmtp-aliases": "etc/mail-o-rama/msmtp-aliases.j2"}
+    elif settings.host_mail == "shim":
+        templates |= {"/usr/sbin/sendmail": "usr/sbin/sendmail",
+                      "/etc/mail-o-rama/sendmail.ini": "etc/mail-o-rama/sendmail.ini.j2"}
+    return {dest: _env.get_template(f"host/{name}").render(ctx)
+            for dest, name in sorted(templates.items())}

@@ -1,0 +1,275 @@
+"""pyinfra deploys for Mail-o-Rama: a thin shell that pushes what `mailorama.render` produces.
+
+    from mailorama.deploy import mail_server
+    mail_server()
+
+Settings come from host data (`mailorama_*`, see group_data/all.py). Everything is validated
+while pyinfra prepares the run, before any operation reaches any host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import sys
+from io import BytesIO
+from pathlib import Path, PurePosixPath
+
+from pyinfra import host, state
+from pyinfra.api import FileUploadCommand, deploy, operation
+from pyinfra.api.exceptions import DeployError
+from pyinfra.api.state import BaseStateCallback
+from pyinfra.operations import apt, server
+
+from . import config as cfg
+from .facts import Fqdn, MailoramaHost
+from .plan import HomePlan, plan_homes
+from .render import SECRET, backup_command, image_files, render, render_host
+from .settings import Settings, SettingsError, settings_from
+
+# Compose commands by distribution, for mailorama_install_docker.
+DOCKER_PACKAGES = {
+    ("debian", "12"): (["docker.io", "docker-compose"], "docker-compose"),
+    ("debian", "13"): (["docker.io", "docker-compose"], "docker compose"),
+    ("ubuntu", "24.04"): (["docker.io", "docker-compose-v2"], "docker compose"),
+}
+SHIM_MARK = b"Mail-o-Rama's sendmail shim"
+_configs: dict[Path, cfg.MailConfig] = {}
+_summaries: dict[str, list[str]] = {}
+
+
+def _q(path) -> str:
+    return shlex.quote(str(path))
+
+
+def host_settings() -> Settings:
+    """This host's validated settings; DeployError naming every bad key."""
+    data = host.data.dict()
+    fqdn = None if data.get("mailorama_hostname") else host.get_fact(Fqdn)
+    try:
+        return settings_from(data, fqdn=fqdn)
+    except SettingsError as e:
+        raise DeployError(f"settings of {host.name}:\n" + "\n".join(e.errors)) from None
+
+
+def host_config(settings: Settings) -> cfg.MailConfig:
+    """The validated mail config for this host (each folder parsed once per run)."""
+    folder = Path(settings.config_dir)
+    if not folder.is_absolute():
+        folder = Path(state.cwd or ".") / folder
+    folder = folder.resolve()
+    if folder not in _configs:
+        try:
+            _configs[folder] = cfg.load(folder)
+        except cfg.ConfigError as e:
+            raise DeployError(
+                f"mail config {folder} has {len(e.errors)} error(s); nothing was deployed:\n"
+                + "\n".join(e.errors)) from None
+    config = _configs[folder]
+    exposed = cfg.published_password_accounts(config)
+    if exposed and not settings.loopback_only():
+        raise DeployError(
+            f"accounts {', '.join(exposed)} of {folder} use the example's published passwords "
+            f"and {host.name} would listen beyond loopback; set new hashes (mailorama "
+            "hash-password) or set mailorama_listen to loopback addresses")
+    return config
+
+
+@operation()
+def sync(files: dict[str, tuple[bytes, int]], dirs: dict[str, int], have: dict):
+    """Create `dirs` (path -> mode) and upload each of `files` (path -> (content, mode)) whose
+    content or mode differs from `have` (path -> (mode, sha256), the MailoramaHost fact)."""
+    for path, mode in sorted(dirs.items()):
+        if have.get(path, (None,))[0] != mode:
+            yield f"install -d -m {mode:o} {_q(path)}"
+    for path, (content, mode) in sorted(files.items()):
+        old_mode, old_sum = have.get(path, (None, None))
+        if old_sum != hashlib.sha256(content).hexdigest():
+            yield f"install -d {_q(PurePosixPath(path).parent)}"
+            yield FileUploadCommand(BytesIO(content), path,
+                                    remote_temp_filename=host.get_temp_filename(path))
+            yield f"chmod {mode:o} {_q(path)}"
+        elif old_mode != mode:
+            yield f"chmod {mode:o} {_q(path)}"
+
+
+@operation()
+def absent(paths: list[str], have: dict):
+    """Remove those of `paths` that `have` shows on the host."""
+    for path in paths:
+        if path in have:
+            yield f"rm -f {_q(path)}"
+
+
+def _stack_files(config, settings) -> tuple[dict, dict, dict]:
+    """(config files, image files, compose file): absolute path -> (content, mode)."""
+    root = settings.root
+    rendered = render(config, settings)
+    conf = {f"{root}/{rel}": (text.encode(), 0o600) for rel, text in rendered.items()
+            if rel.startswith("config/")}
+    image = {f"{root}/{rel}": (content, 0o755 if content.startswith(b"#!") else 0o644)
+             for rel, content in image_files().items()}
+    compose = {f"{root}/compose.yaml": (rendered["compose.yaml"].encode(), 0o644)}
+    assert all(f"{root}/{s}" in conf for s in SECRET)
+    return conf, image, compose
+
+
+def _dirs(settings) -> dict[str, int]:
+    root, data = settings.root, settings.data
+    return {root: 0o755, f"{root}/config": 0o700, f"{root}/keys": 0o700, f"{root}/image": 0o755,
+            data: 0o755, f"{data}/mail": 0o755, f"{data}/backup": 0o700}
+
+
+def _changed(files: dict, have: dict) -> list[str]:
+    return [p for p, (content, mode) in files.items()
+            if have.get(p) != (mode, hashlib.sha256(content).hexdigest())]
+
+
+@deploy("Mail-o-Rama: docker engine")
+def docker_engine(settings: Settings, have: dict) -> str:
+    """Install Docker and compose from the distribution when asked; return the compose command."""
+    if settings.install_docker:
+        packages, compose = DOCKER_PACKAGES.get(have["os"], (None, None))
+        if packages is None:
+            raise DeployError(f"{host.name}: mailorama_install_docker knows Debian 12/13 and "
+                              f"Ubuntu 24.04, not {' '.join(have['os'])}; install Docker yourself")
+        if not set(packages) <= have["packages"]:
+            apt.packages(name="Install Docker engine and compose", packages=packages,
+                         update=True, cache_time=3600)
+        return have["compose"] or compose
+    if not have["docker"]:
+        raise DeployError(f"{host.name}: no docker command; install Docker or set "
+                          "mailorama_install_docker = True")
+    if not have["compose"]:
+        raise DeployError(f"{host.name}: neither `docker compose` (v2) nor `docker-compose` "
+                          "(v1.29+) works; install one or set mailorama_install_docker = True")
+    return have["compose"]
+
+
+@deploy("Mail-o-Rama: mail homes")
+def mail_homes(settings: Settings, plan: HomePlan):
+    """Move renamed accounts' mail and re-own renumbered accounts' mail (when allowed)."""
+    mail = f"{settings.data}/mail"
+    for old, new in plan.moves:
+        server.shell(name=f"Move the mail of '{old}' to '{new}'",
+                     commands=[f"mv {_q(f'{mail}/{old}')} {_q(f'{mail}/{new}')}"])
+    for name, uid in plan.chowns:
+        server.shell(name=f"Re-own the mail of '{name}' to uid {uid}",
+                     commands=[f"chown -R {uid}:{uid} {_q(f'{mail}/{name}')}"])
+
+
+@deploy("Mail-o-Rama: host mail path")
+def host_mail(settings: Settings, have: dict, files: dict):
+    """The host's sendmail: msmtp-mta into the container, the docker-exec shim, or neither."""
+    shim = "/usr/sbin/sendmail"
+    ours = shim in have["files"] and have["sendmail_owner"] is None
+    msmtp_files = ["/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases"]
+    shim_files = [shim, "/etc/mail-o-rama/sendmail.ini"]
+    if settings.host_mail == "msmtp":
+        absent(name="Remove the sendmail shim", paths=shim_files if ours else shim_files[1:],
+               have=have["files"])
+        if "msmtp-mta" not in have["packages"]:
+            apt.packages(name="Install msmtp-mta", packages=["msmtp-mta"], update=True,
+                         cache_time=3600)
+    elif settings.host_mail == "shim":
+        owner = have["sendmail_owner"]
+        if owner and owner != "msmtp-mta":
+            raise DeployError(f"{host.name}: /usr/sbin/sendmail belongs to package {owner}; "
+                              "remove that MTA, or use mailorama_host_mail = 'msmtp' or 'none'")
+        if "msmtp-mta" in have["packages"]:
+            apt.packages(name="Remove msmtp-mta", packages=["msmtp-mta"], present=False)
+        absent(name="Remove the msmtp config", paths=msmtp_files, have=have["files"])
+    else:
+        absent(name="Remove Mail-o-Rama's host mail files",
+               paths=msmtp_files + (shim_files if ours else shim_files[1:]), have=have["files"])
+    if "cron" not in have["packages"]:
+        apt.packages(name="Install cron", packages=["cron"], update=True, cache_time=3600)
+    sync(name="Host mail path and backup cron job", files=files, dirs={}, have=have["files"])
+
+
+@deploy("Mail-o-Rama mail server")
+def mail_server():
+    """Validate the config, push the stack, build and start the container, apply changes live,
+    install the host's mail path and the backup cron job."""
+    settings = host_settings()
+    config = host_config(settings)
+    conf, image, compose = _stack_files(config, settings)
+    host_files = {p: (t.encode(), 0o755 if t.startswith("#!") else 0o644)
+                  for p, t in render_host(settings).items()}
+    dirs = _dirs(settings)
+    watched = (set(conf) | set(image) | set(compose) | set(dirs) | set(host_files)
+               | {"/usr/sbin/sendmail", "/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases",
+                  "/etc/mail-o-rama/sendmail.ini"})
+    have = host.get_fact(MailoramaHost, paths=sorted(watched), data=settings.data,
+                         container=settings.container, image=settings.image)
+    files = have["files"]
+
+    plan = plan_homes(config, have["homes"], settings.allow_renumber)
+    if plan.errors:
+        raise DeployError(f"{host.name}: refusing to change accounts that have mail:\n"
+                          + "\n".join(plan.errors))
+    compose_cmd = docker_engine(settings, have)
+
+    changed_conf, changed_image = _changed(conf, files), _changed(image, files)
+    changed_compose = _changed(compose, files)
+    sync(name="Stack folders and config", files=conf, dirs=dirs, have=files)
+    sync(name="Image build context", files=image, dirs={}, have=files)
+    sync(name="Compose file", files=compose, dirs={}, have=files)
+    mail_homes(settings, plan)
+
+    rebuild = bool(changed_image) or have["image"] is None
+    running = (have["container"] or {}).get("status") == "running"
+    if rebuild:
+        server.shell(name="Build the image", commands=[
+            f"docker build -q --network host -t {_q(settings.image)} {_q(settings.root + '/image')}"])
+    if rebuild or changed_compose or not running:
+        server.shell(name="Start the container", commands=[
+            f"{compose_cmd} -p {_q(settings.container)} -f {_q(settings.root + '/compose.yaml')}"
+            " up -d"])
+    elif changed_conf:
+        names = ", ".join(PurePosixPath(p).name for p in sorted(changed_conf))
+        server.shell(name=f"Apply changed config live ({names})", commands=[
+            f"docker exec {_q(settings.container)} mailorama-apply"
+            f" || {{ [ $? = 3 ] && docker restart {_q(settings.container)}; }}"])
+
+    host_mail(settings, have, host_files)
+    _summaries[host.name] = _summary(settings, config, plan, changed_conf, changed_image,
+                                     changed_compose, rebuild, running)
+
+
+def _summary(settings, config, plan, conf, image, compose, rebuild, running) -> list[str]:
+    lines = [] if conf or rebuild or compose or not running else ["server unchanged"]
+    if conf:
+        lines.append("config changed: " + ", ".join(PurePosixPath(p).name for p in sorted(conf)))
+    if image or rebuild:
+        lines.append("image rebuilt")
+    if compose or rebuild or not running:
+        lines.append("container (re)started")
+    lines.append(f"DKIM DNS records: {settings.root}/keys/dkim/*.txt on the host "
+                 f"(selectors {', '.join(s for _, s in settings.dkim_selectors)})")
+    if not settings.tls_cert:
+        lines.append("warning: self-signed TLS certificate; set mailorama_tls_cert/_key "
+                     "for clients that verify")
+    lines += [f"warning: {w}" for w in config.warnings]
+    lines += [f"warning: mail of removed account '{o}' stays in {settings.data}/mail/{o}"
+              for o in plan.orphans]
+    lines.append(f"backup: daily, {backup_command(settings)}")
+    return lines
+
+
+class SummaryPrinter(BaseStateCallback):
+    """Prints each host's Mail-o-Rama summary to stderr when pyinfra is done with it."""
+
+    @staticmethod
+    def host_disconnect(state, host):
+        lines = _summaries.pop(host.name, None)
+        if lines:
+            print(f"--> Mail-o-Rama on {host.name}:", file=sys.stderr)
+            for line in lines:
+                print(f"    {line}", file=sys.stderr)
+
+
+def print_summaries():
+    """Register the summary printer once per run."""
+    if not any(isinstance(h, SummaryPrinter) for h in state.callback_handlers):
+        state.add_callback_handler(SummaryPrinter())

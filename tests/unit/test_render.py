@@ -1,0 +1,64 @@
+"""Settings validation and rendering: deterministic, correct tables, templates that render."""
+
+import pytest
+
+from mailorama import config as cfg
+from mailorama.render import SECRET, render, tables
+from mailorama.settings import SettingsError, settings_from
+from test_config import EXAMPLE, texts
+
+
+def test_tables_content():
+    t = tables(cfg.parse(texts()))
+    assert "family@bundy.net al, bud, peg\n" in t["virtuals"]
+    assert "shoes@bundy.net al, gary@shoes.example\n" in t["virtuals"]
+    assert "al 1000:1000:/var/mail/al\n" in t["userbase"]
+    assert "root: al\n" in t["aliases"]
+    assert "bundy.net\nnomaam.org\n" in t["domains"]
+    assert t["passwd"].splitlines()[1].startswith("al:$6$") and ":1000:1000::/var/mail/al::" in t["passwd"]
+    assert "bud family@bundy.net\n" in t["senders"]
+    assert t["credentials"].splitlines()[1].startswith("al $6$")
+
+
+def test_render_is_deterministic_and_complete():
+    settings = settings_from({"mailorama_listen": ["127.0.0.1"]}, fqdn="mail.bundy.net")
+    one = render(cfg.load(EXAMPLE), settings)
+    crlf = {k: v.replace("\n", "\r\n") for k, v in cfg.read_texts(EXAMPLE)[0].items()}
+    two = render(cfg.parse(crlf), settings)
+    assert one == two
+    expected = {f"config/{n}" for n in ("domains", "virtuals", "credentials", "userbase",
+                                        "senders", "aliases", "passwd", "smtpd.conf",
+                                        "dovecot.conf")} | {"compose.yaml"}
+    assert set(one) == expected
+    assert SECRET <= set(one)
+    assert "mail.bundy.net" in one["config/smtpd.conf"]
+    assert all(text.endswith("\n") for text in one.values())
+
+
+def test_settings_defaults():
+    s = settings_from({}, fqdn="Mail.Bundy.Net")
+    assert s.hostname == "mail.bundy.net" and s.root == "/opt/mail-o-rama"
+    assert s.port == {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
+    assert s.host_mail == "msmtp" and s.backup_retention_days == 14 and s.listen == ()
+    assert dict(s.host_aliases) == {"default": "root@mail.bundy.net"}
+    assert not s.loopback_only()
+    assert settings_from({"mailorama_listen": ["127.0.0.1"]}, "h.x.org").loopback_only()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"mailorama_ports": {"smtp": 0}}, "mailorama_ports: smtp must be a port number 1-65535"),
+    ({"mailorama_ports": {"smtps": 465}}, "mailorama_ports: unknown service 'smtps'"),
+    ({"mailorama_ports": {"imap": 25}}, "mailorama_ports: two services share a port"),
+    ({"mailorama_listen": ["localhost"]}, "mailorama_listen: 'localhost' is not an IP address"),
+    ({"mailorama_root": "opt/x"}, "mailorama_root: must be an absolute path"),
+    ({"mailorama_tls_cert": "/etc/c.pem"}, "give both or neither"),
+    ({"mailorama_relay_host": "smtp.example.org"}, "mailorama_relay_host: expected 'host:port'"),
+    ({"mailorama_host_mail": "postfix"}, "mailorama_host_mail: must be one of msmtp, shim, none"),
+    ({"mailorama_backup_retention_days": -1}, "mailorama_backup_retention_days: must be"),
+    ({"mailorama_hostnme": "x"}, "mailorama_hostnme: unknown setting (typo?)"),
+    ({"mailorama_hostname": "localhost"}, "mailorama_hostname: must be a fully qualified"),
+])
+def test_settings_errors_name_the_key(data, message):
+    with pytest.raises(SettingsError) as e:
+        settings_from(data, fqdn="mail.bundy.net")
+    assert any(message in err for err in e.value.errors), e.value.errors
