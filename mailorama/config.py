@@ -317,6 +317,8 @@ def parse(texts: dict[str, str]) -> MailConfig:
     lines = {name: _lines(name, texts.get(name, "")) for name in FILES}
     accounts = _parse_accounts(lines["accounts"], errors)
     domains = _parse_domains(lines["domains"], errors)
+    if "domains" in texts and not domains:
+        errors.append("domains: no domain; add at least one hosted domain")
     virtuals = _parse_virtuals(lines["virtuals"], domains, errors)
     aliases = _parse_aliases(lines["aliases"], errors)
     for name, (line, _) in aliases.items():

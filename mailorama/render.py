@@ -19,7 +19,6 @@ IMAGE = Path(__file__).resolve().parent.parent / "image"
 HEADER = "# Made by Mail-o-Rama from the files in {source}; edit those, not this.\n"
 # Files holding password hashes: never readable by anyone but root on the host.
 SECRET = frozenset({"config/credentials", "config/passwd"})
-TABLES = ("domains", "virtuals", "credentials", "userbase", "senders", "aliases")
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -45,6 +44,7 @@ def tables(config: MailConfig) -> dict[str, str]:
     return {
         "domains": _table("domains", config.domains),
         "virtuals": _table("virtuals", (f"{a} {', '.join(t)}" for a, t in config.virtuals)),
+        "recipients": "# @list\n" + _table("virtuals", (a for a, _ in config.virtuals)),
         "credentials": _table("accounts", (f"{a.name} {a.hash}" for a in config.accounts)),
         "userbase": _table(
             "accounts", (f"{a.name} {a.uid}:{a.uid}:{home(a.name)}" for a in config.accounts)),

@@ -193,3 +193,8 @@ def test_cli_check(capsys, tmp_path):
     assert main(["check", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "virtuals:1: target 'pegy' is neither an account" in err
+
+
+def test_no_domain_is_an_error():
+    assert "domains: no domain; add at least one hosted domain" in errors_of(
+        domains="# none yet\n", virtuals="")

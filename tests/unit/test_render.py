@@ -14,6 +14,7 @@ def test_tables_content():
     assert "shoes@bundy.net al, gary@shoes.example\n" in t["virtuals"]
     assert "al 1000:1000:/var/mail/al\n" in t["userbase"]
     assert "root: al\n" in t["aliases"]
+    assert t["recipients"].startswith("# @list\n") and "\nfamily@bundy.net\n" in t["recipients"]
     assert "bundy.net\nnomaam.org\n" in t["domains"]
     assert t["passwd"].splitlines()[1].startswith("al:$6$") and ":1000:1000::/var/mail/al::" in t["passwd"]
     assert "bud family@bundy.net\n" in t["senders"]
@@ -27,7 +28,7 @@ def test_render_is_deterministic_and_complete():
     two = render(cfg.parse(crlf), settings)
     assert one == two
     expected = {f"config/{n}" for n in ("domains", "virtuals", "credentials", "userbase",
-                                        "senders", "aliases", "passwd", "smtpd.conf",
+                                        "senders", "aliases", "passwd", "recipients", "smtpd.conf",
                                         "dovecot.conf")} | {"compose.yaml"}
     assert set(one) == expected
     assert SECRET <= set(one)
