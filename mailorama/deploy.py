@@ -24,7 +24,7 @@ from pyinfra.operations import apt, server
 from . import config as cfg
 from .facts import Fqdn, MailoramaHost
 from .plan import HomePlan, plan_homes
-from .render import SECRET, backup_command, image_files, render, render_host
+from .render import SECRET, backup_command, image_files, render, render_host, smtp_address
 from .settings import Settings, SettingsError, settings_from
 
 # Compose commands by distribution, for mailorama_install_docker.
@@ -85,7 +85,7 @@ def sync(files: dict[str, tuple[bytes, int]], dirs: dict[str, int], have: dict):
     for path, (content, mode) in sorted(files.items()):
         old_mode, old_sum = have.get(path, (None, None))
         if old_sum != hashlib.sha256(content).hexdigest():
-            yield f"install -d {_q(PurePosixPath(path).parent)}"
+            yield f"mkdir -p {_q(PurePosixPath(path).parent)}"
             yield FileUploadCommand(BytesIO(content), path,
                                     remote_temp_filename=host.get_temp_filename(path))
             yield f"chmod {mode:o} {_q(path)}"
@@ -165,12 +165,11 @@ def host_mail(settings: Settings, have: dict, files: dict):
     ours = shim in have["files"] and have["sendmail_owner"] is None
     msmtp_files = ["/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases"]
     shim_files = [shim, "/etc/mail-o-rama/sendmail.ini"]
+    install = [] if "cron" in have["packages"] else ["cron"]
     if settings.host_mail == "msmtp":
         absent(name="Remove the sendmail shim", paths=shim_files if ours else shim_files[1:],
                have=have["files"])
-        if "msmtp-mta" not in have["packages"]:
-            apt.packages(name="Install msmtp-mta", packages=["msmtp-mta"], update=True,
-                         cache_time=3600)
+        install += [] if "msmtp-mta" in have["packages"] else ["msmtp-mta"]
     elif settings.host_mail == "shim":
         owner = have["sendmail_owner"]
         if owner and owner != "msmtp-mta":
@@ -182,8 +181,9 @@ def host_mail(settings: Settings, have: dict, files: dict):
     else:
         absent(name="Remove Mail-o-Rama's host mail files",
                paths=msmtp_files + (shim_files if ours else shim_files[1:]), have=have["files"])
-    if "cron" not in have["packages"]:
-        apt.packages(name="Install cron", packages=["cron"], update=True, cache_time=3600)
+    if install:
+        apt.packages(name=f"Install {' and '.join(install)}", packages=install, update=True,
+                     cache_time=3600)
     sync(name="Host mail path and backup cron job", files=files, dirs={}, have=have["files"])
 
 
@@ -225,7 +225,7 @@ def mail_server():
     if rebuild or changed_compose or not running:
         server.shell(name="Start the container", commands=[
             f"{compose_cmd} -p {_q(settings.container)} -f {_q(settings.root + '/compose.yaml')}"
-            " up -d"])
+            " up -d", _wait_ready(settings)])
     elif changed_conf:
         names = ", ".join(PurePosixPath(p).name for p in sorted(changed_conf))
         server.shell(name=f"Apply changed config live ({names})", commands=[
@@ -235,6 +235,17 @@ def mail_server():
     host_mail(settings, have, host_files)
     _summaries[host.name] = _summary(settings, config, plan, changed_conf, changed_image,
                                      changed_compose, rebuild, running)
+
+
+def _wait_ready(settings: Settings, seconds: int = 60) -> str:
+    """A shell loop: wait until both daemons answer; on failure show why (the container's log)."""
+    name = _q(settings.container)
+    address = smtp_address(settings)
+    check = (f"docker exec {name} mailorama-healthcheck {address} {settings.port['smtp']} "
+             f"{settings.port['imap']} >/dev/null 2>&1")
+    return (f"for i in $(seq {seconds * 2}); do {check} && exit 0; sleep 0.5; done; "
+            f"docker logs --tail 40 {name} >&2; echo 'the container did not get ready' >&2; "
+            "exit 1")
 
 
 def _summary(settings, config, plan, conf, image, compose, rebuild, running) -> list[str]:

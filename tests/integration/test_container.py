@@ -190,25 +190,30 @@ def test_container_sendmail_uses_aliases(box):
     assert arrived(IMAP, *login("al"), "root-at-hostname")
 
 
-def test_changed_tables_apply_live_without_restart(box):
+def test_changed_tables_apply_live_without_restart(box, sink):
     started = box.started_at()
     with (box.config_dir / "accounts").open("a") as f:
         f.write(f"griff 1010 {hash_password('grease', rounds=5000)}\n")
     with (box.config_dir / "virtuals").open("a") as f:
-        f.write("griff@nomaam.org griff\nnew@bundy.net peg\n")
+        f.write("griff@nomaam.org griff\nnew@bundy.net peg\ngriff@griffs.net griff\n")
+    with (box.config_dir / "domains").open("a") as f:
+        f.write("griffs.net\n")          # a new domain changes smtpd.conf (DKIM signing domains)
     with smtp(SMTP) as s:
         s.ehlo("client.test")
         s.mail("bob@rooney.example")
         assert s.rcpt("new@bundy.net")[0] == 550         # not there yet
     box.render()
     out = box.exec("mailorama-apply").stdout.decode()
-    assert "virtuals" in out and "passwd" in out, out
-    send(SMTP, message("bob@rooney.example", ["new@bundy.net", "griff@nomaam.org"], "after-apply"))
+    assert "virtuals" in out and "passwd" in out and "restarted smtpd" in out, out
+    send(SMTP, message("bob@rooney.example", ["new@bundy.net", "griff@nomaam.org",
+                                              "griff@griffs.net"], "after-apply"))
     assert arrived(IMAP, *login("peg"), "after-apply")
     assert arrived(IMAP, "griff", "grease", "after-apply")   # a new account, live
     assert (box.data / "mail" / "griff").stat().st_uid == 1010
-    send(SUB, message("griff@nomaam.org", "bob@rooney.example", "griff-sends"), starttls=True,
+    send(SUB, message("griff@griffs.net", "bob@rooney.example", "griff-sends"), starttls=True,
          login=("griff", "grease"))                           # credentials table updated
+    signed = wait_for(lambda: sink.find("griff-sends"), what="griff's mail")[0]["data"]
+    assert b"d=griffs.net" in signed                           # signed for the new domain
     assert box.started_at() == started                         # no restart
     assert box.exec("mailorama-apply").stdout.decode().strip() == "unchanged"
 
