@@ -1,163 +1,16 @@
-"""The real container: built from image/, started with the rendered compose file on 127.0.0.1."""
-
-from __future__ import annotations
-
-import shutil
-import subprocess
-import threading
-from dataclasses import dataclass, field
-from pathlib import Path
+"""Fixtures for the container tests: the image, and an SMTP sink standing in for the internet."""
 
 import pytest
 
-from mailorama import config as cfg
-from mailorama.render import SECRET, render
-from mailorama.settings import settings_from
-
-REPO = Path(__file__).resolve().parents[2]
-IMAGE = "mor-test:latest"
-PORTS = {"smtp": 2525, "submission": 2587, "submissions": 2465, "imap": 2143, "imaps": 2993}
-SINK_PORT = 2600
-PASSWORDS = cfg.EXAMPLE_PASSWORDS
-
-
-def sh(*args: str, check: bool = True, input: bytes | None = None, timeout: float = 600):
-    return subprocess.run(args, check=check, capture_output=True, input=input, timeout=timeout)
-
-
-def docker(*args: str, check: bool = True, input: bytes | None = None):
-    return sh("docker", *args, check=check, input=input)
-
-
-def compose_command() -> list[str]:
-    if sh("docker", "compose", "version", check=False).returncode == 0:
-        return ["docker", "compose"]
-    return ["docker-compose"]
+from stack import Sink, build_image
 
 
 @pytest.fixture(scope="session")
 def image():
-    """The image, built once per test session from image/ (the build cache keeps re-runs fast)."""
-    if sh("docker", "info", check=False).returncode != 0:
-        pytest.fail("no Docker engine: run tests/rig/up.sh (bash tests/run does)")
-    docker("build", "-q", "--network", "host", "-t", IMAGE, str(REPO / "image"))
-    return IMAGE
-
-
-@dataclass
-class Stack:
-    """One rendered stack (config, compose file) and its running container."""
-
-    name: str
-    base: Path
-    settings_data: dict
-    config_dir: Path = field(init=False)
-
-    def __post_init__(self):
-        self.config_dir = self.base / "mail"
-        self.root = self.base / "opt"
-        self.data = self.base / "srv"
-
-    @property
-    def settings(self):
-        return settings_from({
-            "mailorama_container": self.name, "mailorama_image": IMAGE,
-            "mailorama_root": str(self.root), "mailorama_data": str(self.data),
-            "mailorama_ports": PORTS, **self.settings_data}, fqdn="mail.bundy.net")
-
-    def render(self):
-        for rel, text in render(cfg.load(self.config_dir), self.settings).items():
-            path = self.root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            path.chmod(0o600 if rel in SECRET or rel.startswith("config/") else 0o644)
-        self.root.joinpath("config").chmod(0o700)
-
-    def compose(self, *args: str, check: bool = True):
-        return sh(*compose_command(), "-p", self.name, "-f", str(self.root / "compose.yaml"),
-                  *args, check=check)
-
-    def exec(self, *args: str, input: bytes | None = None, check: bool = True):
-        return docker("exec", "-i", self.name, *args, input=input, check=check)
-
-    def started_at(self) -> str:
-        return docker("inspect", "-f", "{{.State.StartedAt}}", self.name).stdout.decode().strip()
-
-    def wait_ready(self, timeout: float = 60):
-        from mail import wait_for
-
-        def ready():
-            state = docker("inspect", "-f", "{{.State.Status}}", self.name, check=False)
-            if state.stdout.decode().strip() in ("exited", "dead"):
-                logs = docker("logs", self.name, check=False)
-                raise AssertionError(f"container died:\n{logs.stderr.decode()[-3000:]}")
-            r = self.exec("mailorama-healthcheck", "127.0.0.1", str(PORTS["smtp"]),
-                          str(PORTS["imap"]), check=False)
-            return r.returncode == 0
-        wait_for(ready, timeout, interval=0.3, what=f"{self.name} to be ready")
-
-    def up(self):
-        self.render()
-        self.compose("up", "-d")
-        self.wait_ready()
-
-    def save_logs(self):
-        """Keep the container's log for a post-mortem: /tmp/mor-test-logs/<name>.log."""
-        logs = docker("logs", self.name, check=False)
-        out = Path("/tmp/mor-test-logs")
-        out.mkdir(exist_ok=True)
-        (out / f"{self.name}.log").write_bytes(logs.stdout + logs.stderr)
-
-    def remove(self):
-        docker("rm", "-f", self.name, check=False)
-
-
-def fresh_stack(name: str, base: Path, **settings_data) -> Stack:
-    """A new stack folder with a copy of the example config; leftovers of `name` removed."""
-    docker("rm", "-f", name, check=False)
-    stack = Stack(name, base, settings_data)
-    shutil.copytree(REPO / "mail", stack.config_dir)
-    return stack
-
-
-class Sink:
-    """An SMTP server on 127.0.0.1 that stores what it receives: the 'internet' for relays."""
-
-    def __init__(self, port: int = SINK_PORT):
-        self.port = port
-        self.messages: list[dict] = []
-        self.lock = threading.Lock()
-        sink = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):
-                with sink.lock:
-                    sink.messages.append({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                                          "data": envelope.original_content})
-                return "250 OK"
-
-        self.handler = Handler()
-        self.controller = None
-
-    def start(self):
-        from aiosmtpd.controller import Controller
-
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self):
-        self.controller.stop()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def find(self, text: str) -> list[dict]:
-        with self.lock:
-            return [m for m in self.messages if text.encode() in m["data"]]
+    try:
+        return build_image()
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 import dkim
 import pytest
 
-from conftest import PASSWORDS, PORTS, SINK_PORT, docker, fresh_stack, sh
+from stack import PASSWORDS, PORTS, SINK_PORT, docker, fresh_stack, sh
 from mail import arrived, imap, message, send, smtp, subjects, tls, wait_for
 from mailorama.cli import hash_password
 
