@@ -204,8 +204,9 @@ def _parse_domains(lines: list[_Line], errors: list[str]) -> dict[str, str]:
     return domains
 
 
-def _split_targets(line: _Line, start: int) -> list[str]:
-    return [t.strip() for t in " ".join(line.fields[start:]).split(",") if t.strip()]
+def _split_targets(text: str) -> list[str]:
+    """`a, b,c` -> ['a', 'b', 'c']: comma separated, spaces around commas allowed."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _parse_virtuals(lines, domains, errors) -> dict[str, tuple[_Line, list[str]]]:
@@ -213,7 +214,7 @@ def _parse_virtuals(lines, domains, errors) -> dict[str, tuple[_Line, list[str]]
     virtuals: dict[str, tuple[_Line, list[str]]] = {}
     for line in lines:
         raw = line.fields[0]
-        targets = _split_targets(line, 1)
+        targets = _split_targets(" ".join(line.fields[1:]))
         if not targets:
             errors.append(f"{line.where()}: address '{raw}' has no targets; write "
                           "'address target[,target...]'")
@@ -240,7 +241,7 @@ def _parse_aliases(lines: list[_Line], errors: list[str]) -> dict[str, tuple[_Li
     for line in lines:
         name, colon, rest = " ".join(line.fields).partition(":")
         name = name.strip().lower()
-        targets = [t.strip() for t in rest.split(",") if t.strip()]
+        targets = _split_targets(rest)
         if not colon or not targets:
             errors.append(f"{line.where()}: expected 'name: target[,target...]' (like "
                           "'root: al')")

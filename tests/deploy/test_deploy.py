@@ -159,6 +159,12 @@ def test_host_sendmail_msmtp_shim_and_back(project):
     totals = project.deployed()["results"]["totals"]
     assert totals["success"] == 0, totals
 
+    project.deployed(mailorama_host_mail="none")            # none: Mail-o-Rama's files go
+    assert not Path("/etc/msmtprc").exists()
+    assert not Path("/etc/mail-o-rama/msmtp-aliases").exists()
+    project.deployed()
+    assert Path("/etc/msmtprc").exists()
+
 
 def test_cron_job_command_writes_todays_backups(project):
     cron = Path(f"/etc/cron.d/{NAME}").read_text()

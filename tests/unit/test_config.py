@@ -198,3 +198,18 @@ def test_cli_check(capsys, tmp_path):
 def test_no_domain_is_an_error():
     assert "domains: no domain; add at least one hosted domain" in errors_of(
         domains="# none yet\n", virtuals="")
+
+
+def test_cli_hash_password_reads_stdin_when_not_a_tty():
+    import subprocess
+    import sys
+    from passlib.hash import sha512_crypt
+
+    out = subprocess.run([sys.executable, "-m", "mailorama.cli", "hash-password"],
+                         input="correct horse\n", capture_output=True, text=True, check=True)
+    hashed = out.stdout.strip()
+    assert hashed.startswith("$6$rounds=50000$") and cfg.check_hash(hashed) is None
+    assert sha512_crypt.verify("correct horse", hashed)
+    empty = subprocess.run([sys.executable, "-m", "mailorama.cli", "hash-password"], input="\n",
+                           capture_output=True, text=True)
+    assert empty.returncode != 0 and not empty.stdout
