@@ -45,8 +45,10 @@ PKGS=(
     msmtp                        # submission client (not msmtp-mta: no sendmail on the host)
     openssl ca-certificates curl procps util-linux iproute2 xz-utils
 )
-# Debian 13 and later ship compose v2 as "docker-compose"; on 12 it comes from trixie (step 2).
-[[ $CODENAME == bookworm ]] || PKGS+=(docker-compose)
+# Debian 13 and later ship compose v2 as "docker-compose"; on 12 that package is compose v1
+# (1.29, what mailorama_install_docker gives Debian 12 hosts: the tests check the compose file
+# with it) and v2 comes from trixie as a docker CLI plugin (step 2).
+PKGS+=(docker-compose)
 
 install_packages() {
     local p missing=()

@@ -1,0 +1,38 @@
+"""The rendered compose file is valid for compose v2 (`docker compose`) and v1.29
+(`docker-compose`, Debian 12's), with and without a certificate of the user's."""
+
+import subprocess
+
+import pytest
+
+from mailorama import config as cfg
+from mailorama.render import render
+from mailorama.settings import settings_from
+from stack import REPO
+
+pytestmark = pytest.mark.docker
+
+
+def compose_version(command: list[str]) -> str:
+    out = subprocess.run([*command, "version", "--short"], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+@pytest.mark.parametrize("command, major", [(["docker", "compose"], "2"), (["docker-compose"], "1")])
+@pytest.mark.parametrize("data", [
+    {},
+    {"mailorama_tls_cert": "/etc/letsencrypt/live/x/fullchain.pem",
+     "mailorama_tls_key": "/etc/letsencrypt/live/x/privkey.pem",
+     "mailorama_backup_retention_days": None, "mailorama_listen": ["192.0.2.1"]},
+])
+def test_compose_file_is_valid(tmp_path, command, major, data):
+    version = compose_version(command)
+    if not version.lstrip("v").startswith(major):
+        which = "docker-compose" if major == "1" else "docker compose"
+        pytest.fail(f"{which} v{major} missing (tests/rig/up.sh installs it): {version!r}")
+    files = render(cfg.load(REPO / "mail"), settings_from(data, fqdn="mail.bundy.net"))
+    path = tmp_path / "compose.yaml"
+    path.write_text(files["compose.yaml"])
+    out = subprocess.run([*command, "-p", "mor-check", "-f", str(path), "config", "-q"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
