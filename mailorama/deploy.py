@@ -200,7 +200,8 @@ def mail_server():
     watched = (set(conf) | set(image) | set(compose) | set(dirs) | set(host_files)
                | {"/usr/sbin/sendmail", "/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases",
                   "/etc/mail-o-rama/sendmail.ini"})
-    have = host.get_fact(MailoramaHost, paths=sorted(watched), data=settings.data,
+    have = host.get_fact(MailoramaHost, paths=sorted(watched), root=settings.root,
+                         data=settings.data,
                          container=settings.container, image=settings.image)
     files = have["files"]
 
@@ -234,7 +235,7 @@ def mail_server():
 
     host_mail(settings, have, host_files)
     _summaries[host.name] = _summary(settings, config, plan, changed_conf, changed_image,
-                                     changed_compose, rebuild, running)
+                                     changed_compose, rebuild, running, have["dkim"])
 
 
 def _wait_ready(settings: Settings, seconds: int = 60) -> str:
@@ -248,7 +249,7 @@ def _wait_ready(settings: Settings, seconds: int = 60) -> str:
             "exit 1")
 
 
-def _summary(settings, config, plan, conf, image, compose, rebuild, running) -> list[str]:
+def _summary(settings, config, plan, conf, image, compose, rebuild, running, dkim) -> list[str]:
     lines = [] if conf or rebuild or compose or not running else ["server unchanged"]
     if conf:
         lines.append("config changed: " + ", ".join(PurePosixPath(p).name for p in sorted(conf)))
@@ -256,8 +257,13 @@ def _summary(settings, config, plan, conf, image, compose, rebuild, running) -> 
         lines.append("image rebuilt")
     if compose or rebuild or not running:
         lines.append("container (re)started")
-    lines.append(f"DKIM DNS records: {settings.root}/keys/dkim/*.txt on the host "
-                 f"(selectors {', '.join(s for _, s in settings.dkim_selectors)})")
+    domains = ",".join(config.domains)
+    for _, selector in settings.dkim_selectors:
+        if selector in dkim:
+            lines.append(f"DNS TXT {selector}._domainkey.{{{domains}}}: {dkim[selector]}")
+        else:
+            lines.append(f"DNS TXT {selector}._domainkey.{{{domains}}}: made at the first start, "
+                         f"see {settings.root}/keys/dkim/{selector}.txt (or re-run the deploy)")
     if not settings.tls_cert:
         lines.append("warning: self-signed TLS certificate; set mailorama_tls_cert/_key "
                      "for clients that verify")

@@ -7,15 +7,15 @@ import shlex
 from pyinfra.api import FactBase
 
 SECTIONS = ("files", "sums", "docker", "compose", "container", "image", "homes", "os",
-            "packages", "sendmail")
+            "packages", "sendmail", "dkim")
 PACKAGES = ("msmtp", "msmtp-mta", "cron", "docker.io", "docker-compose", "docker-compose-v2")
 
 
 class MailoramaHost(FactBase):
     """The state of a Mail-o-Rama host: managed files (mode, sha256), Docker, compose, the
-    container and image, the mail homes (name -> owner uid), OS and packages."""
+    container and image, the mail homes (name -> owner uid), OS, packages, DKIM records."""
 
-    def command(self, paths, data, container, image):
+    def command(self, paths, root, data, container, image):
         q = shlex.quote
         files = " ".join(q(p) for p in sorted(paths))
         fmt_container = q("{{.State.Status}} {{.State.StartedAt}} {{.Image}}")
@@ -36,6 +36,9 @@ class MailoramaHost(FactBase):
             "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " + " ".join(PACKAGES)
             + " 2>/dev/null",
             "echo '## sendmail'", "dpkg -S /usr/sbin/sendmail 2>/dev/null",
+            "echo '## dkim'",
+            f"for f in {q(root + '/keys/dkim')}/*.txt; do [ -f \"$f\" ] && "
+            "printf '%s %s\\n' \"$(basename \"$f\" .txt)\" \"$(cat \"$f\")\"; done",
             "true",
         ])
 
@@ -70,6 +73,7 @@ class MailoramaHost(FactBase):
             "packages": {line.split()[0] for line in raw["packages"]
                          if len(line.split()) > 1 and line.split()[1].startswith("ii")},
             "sendmail_owner": (raw["sendmail"][0].split(":")[0] if raw["sendmail"] else None),
+            "dkim": dict(line.split(" ", 1) for line in raw["dkim"] if " " in line),
         }
 
 

@@ -48,6 +48,8 @@ def test_no_change_redeploy_changes_nothing(project):
     totals = json.loads(result.stdout)["results"]["totals"]
     assert totals["success"] == 0 and totals["error"] == 0 and totals["no_change"] > 0, totals
     assert "server unchanged" in result.stderr
+    assert "DNS TXT rsa._domainkey.{bundy.net,darcy.net,nomaam.org}: v=DKIM1; k=rsa; p=" \
+        in result.stderr
     assert started_at() == before
 
 
