@@ -24,7 +24,8 @@ from pyinfra.operations import apt, server
 from . import config as cfg
 from .facts import Fqdn, MailoramaHost
 from .plan import HomePlan, plan_homes
-from .render import SECRET, backup_command, image_files, render, render_host, smtp_address
+from .render import (SECRET, backup_command, image_files, render, render_host, smtp_address,
+                     tls_copy_command, tls_paths)
 from .settings import Settings, SettingsError, settings_from
 
 # Compose commands by distribution, for mailorama_install_docker.
@@ -197,9 +198,13 @@ def mail_server():
     host_files = {p: (t.encode(), 0o755 if t.startswith("#!") else 0o644)
                   for p, t in render_host(settings).items()}
     dirs = _dirs(settings)
-    watched = (set(conf) | set(image) | set(compose) | set(dirs) | set(host_files)
-               | {"/usr/sbin/sendmail", "/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases",
-                  "/etc/mail-o-rama/sendmail.ini"})
+    tls = tls_paths(settings)
+    tls_copies = [f"{settings.root}/keys/tls-user/{name}" for name in ("cert.pem", "key.pem")]
+    hook = f"/etc/letsencrypt/renewal-hooks/deploy/{settings.container}"
+    watched = (set(conf) | set(image) | set(compose) | set(dirs) | set(host_files) | set(tls)
+               | set(tls_copies) | {hook, "/usr/sbin/sendmail", "/etc/msmtprc",
+                                    "/etc/mail-o-rama/msmtp-aliases",
+                                    "/etc/mail-o-rama/sendmail.ini"})
     have = host.get_fact(MailoramaHost, paths=sorted(watched), root=settings.root,
                          data=settings.data,
                          container=settings.container, image=settings.image)
@@ -209,6 +214,10 @@ def mail_server():
     if plan.errors:
         raise DeployError(f"{host.name}: refusing to change accounts that have mail:\n"
                           + "\n".join(plan.errors))
+    missing = [path for path in tls if path not in files]
+    if missing:
+        raise DeployError(f"{host.name}: mailorama_tls_cert/_key: {', '.join(missing)} not found "
+                          "on the host")
     compose_cmd = docker_engine(settings, have)
 
     changed_conf, changed_image = _changed(conf, files), _changed(image, files)
@@ -217,6 +226,14 @@ def mail_server():
     sync(name="Image build context", files=image, dirs={}, have=files)
     sync(name="Compose file", files=compose, dirs={}, have=files)
     mail_homes(settings, plan)
+    changed_tls = [src for src, dst in tls.items() if files[src][1] != files.get(dst, (0, ""))[1]]
+    if changed_tls:
+        server.shell(name="Copy the TLS certificate", commands=[tls_copy_command(settings)])
+    elif not tls:
+        absent(name="Remove the copies of an earlier certificate", paths=tls_copies, have=files)
+        changed_tls = [p for p in tls_copies if p in files]
+    if hook not in host_files:
+        absent(name="Remove the certbot hook", paths=[hook], have=files)
 
     rebuild = bool(changed_image) or have["image"] is None
     running = (have["container"] or {}).get("status") == "running"
@@ -227,8 +244,8 @@ def mail_server():
         server.shell(name="Start the container", commands=[
             f"{compose_cmd} -p {_q(settings.container)} -f {_q(settings.root + '/compose.yaml')}"
             " up -d", _wait_ready(settings)])
-    elif changed_conf:
-        names = ", ".join(PurePosixPath(p).name for p in sorted(changed_conf))
+    elif changed_conf or changed_tls:
+        names = ", ".join(PurePosixPath(p).name for p in sorted(changed_conf + changed_tls))
         server.shell(name=f"Apply changed config live ({names})", commands=[
             f"docker exec {_q(settings.container)} mailorama-apply"
             f" || {{ [ $? = 3 ] && docker restart {_q(settings.container)}; }}"])

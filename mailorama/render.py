@@ -7,6 +7,7 @@ input always gives the same bytes: tables are sorted, nothing carries a timestam
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 
 import jinja2
@@ -97,6 +98,21 @@ def backup_command(settings: Settings) -> str:
     return f"docker exec -e BACKUP_RETENTION_DAYS={days} {settings.container} /backup.sh"
 
 
+def tls_paths(settings: Settings) -> dict[str, str]:
+    """The user's certificate files on the host -> their copies in the keys folder, which the
+    container reads (a copy, not a mount: a renewed certificate is a new file)."""
+    if not settings.tls_cert:
+        return {}
+    copies = f"{settings.root}/keys/tls-user"
+    return {settings.tls_cert: f"{copies}/cert.pem", settings.tls_key: f"{copies}/key.pem"}
+
+
+def tls_copy_command(settings: Settings) -> str:
+    """Copy the user's certificate into the keys folder, readable by root only."""
+    return " && ".join(f"install -D -m 0600 -o root -g root {shlex.quote(src)} {shlex.quote(dst)}"
+                       for src, dst in tls_paths(settings).items())
+
+
 def smtp_address(settings: Settings) -> str:
     """Where the host's own mail enters the container: a loopback address it listens on."""
     loopback = [a for a in settings.listen if a.startswith("127.") or a == "::1"]
@@ -111,6 +127,7 @@ def render_host(settings: Settings) -> dict[str, str]:
         "smtp_address": smtp_address(settings), "backup_command": backup_command(settings),
         # spread the hosts' backups over the hour, the same minute on every run
         "backup_minute": int(hashlib.sha256(settings.hostname.encode()).hexdigest(), 16) % 60,
+        "tls_copy_command": tls_copy_command(settings),
     }
     templates = {f"/etc/cron.d/{settings.container}": "etc/cron.d/container.j2"}
     if settings.host_mail == "msmtp":
@@ -119,5 +136,8 @@ def render_host(settings: Settings) -> dict[str, str]:
     elif settings.host_mail == "shim":
         templates |= {"/usr/sbin/sendmail": "usr/sbin/sendmail",
                       "/etc/mail-o-rama/sendmail.ini": "etc/mail-o-rama/sendmail.ini.j2"}
+    if (settings.tls_cert or "").startswith("/etc/letsencrypt/"):
+        templates[f"/etc/letsencrypt/renewal-hooks/deploy/{settings.container}"] = \
+            "etc/letsencrypt/renewal-hooks/deploy/container.j2"
     return {dest: _env.get_template(f"host/{name}").render(ctx)
             for dest, name in sorted(templates.items())}

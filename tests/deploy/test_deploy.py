@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -177,3 +178,90 @@ def test_cron_job_command_writes_todays_backups(project):
     today = datetime.date.today().isoformat()
     for account in ("al", "peg", "griff"):
         assert (project.data / "backup" / account / f"{today}.tar.gz").stat().st_size > 0
+
+
+def make_cert(common_name: str) -> tuple[bytes, bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def served_cert(port: int, implicit: bool = True) -> bytes:
+    import socket
+    import ssl
+    from mail import tls
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with tls().wrap_socket(raw, server_hostname="mail.bundy.net") as s:
+            return ssl.DER_cert_to_PEM_cert(s.getpeercert(binary_form=True)).encode()
+
+
+def same_cert(pem_a: bytes, pem_b: bytes) -> bool:
+    from cryptography import x509
+    return x509.load_pem_x509_certificate(pem_a) == x509.load_pem_x509_certificate(pem_b)
+
+
+def test_letsencrypt_certificate_and_its_renewal(project):
+    """A certbot-style certificate (live/ symlinks into archive/) is served on submissions and
+    IMAPS; certbot's deploy hook hands a renewed one over without restarting the container."""
+    le = Path("/etc/letsencrypt")
+    existed = le.exists()
+    live, archive = le / "live" / NAME, le / "archive" / NAME
+    hook = le / "renewal-hooks" / "deploy" / NAME
+    live.mkdir(parents=True, exist_ok=True)
+    archive.mkdir(parents=True, exist_ok=True)
+
+    def certbot_writes(n: int) -> bytes:
+        cert, key = make_cert("mail.bundy.net")
+        (archive / f"fullchain{n}.pem").write_bytes(cert)
+        (archive / f"privkey{n}.pem").write_bytes(key)
+        (archive / f"privkey{n}.pem").chmod(0o600)
+        for name in ("fullchain", "privkey"):
+            link = live / f"{name}.pem"
+            link.unlink(missing_ok=True)
+            link.symlink_to(f"../../archive/{NAME}/{name}{n}.pem")
+        return cert
+
+    settings = {"mailorama_tls_cert": str(live / "fullchain.pem"),
+                "mailorama_tls_key": str(live / "privkey.pem")}
+    try:
+        before = started_at()
+        first = certbot_writes(1)
+        result = project.deploy(**settings)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "self-signed" not in result.stderr
+        assert same_cert(served_cert(PORTS["submissions"]), first)
+        assert same_cert(served_cert(PORTS["imaps"]), first)
+        copy = project.root / "keys" / "tls-user" / "key.pem"
+        assert copy.stat().st_mode & 0o077 == 0 and copy.stat().st_uid == 0
+
+        renewed = certbot_writes(2)                       # certbot renews, then runs its hooks
+        subprocess.run(["sh", str(hook)], check=True, timeout=120)
+        assert same_cert(wait_for(lambda: served_cert(PORTS["submissions"]) if same_cert(
+            served_cert(PORTS["submissions"]), renewed) else None, what="renewed cert"), renewed)
+        assert same_cert(served_cert(PORTS["imaps"]), renewed)
+        assert project.deployed(**settings)["results"]["totals"]["success"] == 0
+
+        project.deployed()                                 # no certificate: self-signed again
+        assert not same_cert(served_cert(PORTS["submissions"]), renewed)
+        assert not copy.exists() and not hook.exists()
+        assert started_at() == before
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
+        shutil.rmtree(archive, ignore_errors=True)
+        hook.unlink(missing_ok=True)
+        if not existed:
+            shutil.rmtree(le, ignore_errors=True)
