@@ -213,3 +213,10 @@ def test_cli_hash_password_reads_stdin_when_not_a_tty():
     empty = subprocess.run([sys.executable, "-m", "mailorama.cli", "hash-password"], input="\n",
                            capture_output=True, text=True)
     assert empty.returncode != 0 and not empty.stdout
+
+
+def test_costly_hash_gives_a_warning():
+    slow = "$6$rounds=656000$saltsaltsalt$" + "a" * 86
+    c = cfg.parse(texts(accounts=f"al 1000 {H}\npeg 1001 {slow}\nbud 1002 {HY}\n"))
+    assert any(w.startswith("accounts:2: warning: account 'peg' has 656,000 hash rounds")
+               for w in c.warnings), c.warnings

@@ -1,0 +1,67 @@
+"""One run, two hosts, each with its own config folder: a bad config on one refuses the whole
+run before any host is touched; a good run gives each host its own config."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from mail import arrived, message, send, smtp
+from mailorama import config as cfg
+from project import Project, rig
+
+pytestmark = pytest.mark.deploy
+HOSTS = {
+    "box-a": {"smtp": 7525, "submission": 7587, "submissions": 7465, "imap": 7143, "imaps": 7993},
+    "box-b": {"smtp": 8525, "submission": 8587, "submissions": 8465, "imap": 8143, "imaps": 8993},
+}
+
+
+@pytest.fixture
+def project(tmp_path):
+    names = [f"mor-test-{h}" for h in HOSTS]
+    for name in names:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    p = Project(tmp_path)
+    shutil.copytree(p.dir / "mail", p.dir / "mail-b")
+    env = rig()
+    hosts = [(host, {
+        "ssh_hostname": "127.0.0.1", "ssh_port": int(env["MAILORAMA_RIG_SSH_PORT"]),
+        "ssh_user": "root", "ssh_key": env["MAILORAMA_RIG_SSH_KEY"],
+        "ssh_known_hosts_file": env["MAILORAMA_RIG_SSH_KNOWN_HOSTS"],
+        "mailorama_hostname": "mail.bundy.net", "mailorama_listen": ["127.0.0.1"],
+        "mailorama_ports": ports, "mailorama_container": f"mor-test-{host}",
+        "mailorama_root": str(tmp_path / host / "opt"), "mailorama_data": str(tmp_path / host / "srv"),
+        "mailorama_host_mail": "none",
+        "mailorama_config_dir": "mail" if host == "box-a" else "mail-b",
+    }) for host, ports in HOSTS.items()]
+    (p.dir / "inventory.py").write_text(f"mail = {hosts!r}\n")
+    yield p
+    for name in names:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run(["rm", "-f", f"/etc/cron.d/{name}"])
+
+
+def test_two_hosts_bad_config_on_one_touches_neither(project, tmp_path):
+    virtuals_b = project.dir / "mail-b" / "virtuals"
+    good = virtuals_b.read_text()
+    virtuals_b.write_text(good + "b-only@bundy.net pegy\n")
+    result = project.deploy()
+    assert result.returncode != 0
+    assert f"virtuals:{len(good.splitlines()) + 1}: target 'pegy'" in result.stderr
+    assert "mail-b" in result.stderr
+    assert not (tmp_path / "box-a").exists() and not (tmp_path / "box-b").exists()
+
+    virtuals_b.write_text(good + "b-only@bundy.net peg\n")
+    out = project.deployed()
+    assert out["results"]["totals"]["error"] == 0
+    for host, ports in HOSTS.items():
+        with smtp(ports["smtp"]) as s:
+            s.ehlo("client.test")
+            s.mail("bob@rooney.example")
+            assert s.rcpt("b-only@bundy.net")[0] == (250 if host == "box-b" else 550)
+        send(ports["smtp"], message("bob@rooney.example", "al@bundy.net", f"to-{host}"))
+        assert arrived(ports["imap"], "al", cfg.EXAMPLE_PASSWORDS["al"], f"to-{host}")
+    again = json.loads(project.deploy().stdout)["results"]["totals"]
+    assert again["success"] == 0 and again["error"] == 0
