@@ -24,7 +24,7 @@ from pyinfra.operations import apt, server
 from . import config as cfg
 from .facts import Fqdn, MailoramaHost
 from .plan import HomePlan, plan_homes
-from .render import (SECRET, backup_command, image_files, render, render_host, smtp_address,
+from .render import (backup_command, image_files, render, render_host, smtp_address,
                      tls_copy_command, tls_paths)
 from .settings import Settings, SettingsError, settings_from
 
@@ -111,7 +111,6 @@ def _stack_files(config, settings) -> tuple[dict, dict, dict]:
     image = {f"{root}/{rel}": (content, 0o755 if content.startswith(b"#!") else 0o644)
              for rel, content in image_files().items()}
     compose = {f"{root}/compose.yaml": (rendered["compose.yaml"].encode(), 0o644)}
-    assert all(f"{root}/{s}" in conf for s in SECRET)
     return conf, image, compose
 
 
@@ -159,6 +158,31 @@ def mail_homes(settings: Settings, plan: HomePlan):
                      commands=[f"chown -R {uid}:{uid} {_q(f'{mail}/{name}')}"])
 
 
+def _tls_copies(settings: Settings) -> list[str]:
+    return [f"{settings.root}/keys/tls-user/{name}" for name in ("cert.pem", "key.pem")]
+
+
+def _hook(settings: Settings) -> str:
+    return f"/etc/letsencrypt/renewal-hooks/deploy/{settings.container}"
+
+
+@deploy("Mail-o-Rama: TLS certificate")
+def certificate(settings: Settings, files: dict, hook_wanted: bool) -> list[str]:
+    """Copy the user's certificate where the container reads it when it changed (or remove an
+    earlier one's copies); return the paths that changed."""
+    tls = tls_paths(settings)
+    changed = [src for src, dst in tls.items() if files[src][1] != files.get(dst, (0, ""))[1]]
+    if changed:
+        server.shell(name="Copy the TLS certificate", commands=[tls_copy_command(settings)])
+    elif not tls:
+        copies = _tls_copies(settings)
+        absent(name="Remove the copies of an earlier certificate", paths=copies, have=files)
+        changed = [p for p in copies if p in files]
+    if not hook_wanted:
+        absent(name="Remove the certbot hook", paths=[_hook(settings)], have=files)
+    return changed
+
+
 @deploy("Mail-o-Rama: host mail path")
 def host_mail(settings: Settings, have: dict, files: dict):
     """The host's sendmail: msmtp-mta into the container, the docker-exec shim, or neither."""
@@ -199,10 +223,9 @@ def mail_server():
                   for p, t in render_host(settings).items()}
     dirs = _dirs(settings)
     tls = tls_paths(settings)
-    tls_copies = [f"{settings.root}/keys/tls-user/{name}" for name in ("cert.pem", "key.pem")]
-    hook = f"/etc/letsencrypt/renewal-hooks/deploy/{settings.container}"
+    hook = _hook(settings)
     watched = (set(conf) | set(image) | set(compose) | set(dirs) | set(host_files) | set(tls)
-               | set(tls_copies) | {hook, "/usr/sbin/sendmail", "/etc/msmtprc",
+               | set(_tls_copies(settings)) | {hook, "/usr/sbin/sendmail", "/etc/msmtprc",
                                     "/etc/mail-o-rama/msmtp-aliases",
                                     "/etc/mail-o-rama/sendmail.ini"})
     have = host.get_fact(MailoramaHost, paths=sorted(watched), root=settings.root,
@@ -226,14 +249,7 @@ def mail_server():
     sync(name="Image build context", files=image, dirs={}, have=files)
     sync(name="Compose file", files=compose, dirs={}, have=files)
     mail_homes(settings, plan)
-    changed_tls = [src for src, dst in tls.items() if files[src][1] != files.get(dst, (0, ""))[1]]
-    if changed_tls:
-        server.shell(name="Copy the TLS certificate", commands=[tls_copy_command(settings)])
-    elif not tls:
-        absent(name="Remove the copies of an earlier certificate", paths=tls_copies, have=files)
-        changed_tls = [p for p in tls_copies if p in files]
-    if hook not in host_files:
-        absent(name="Remove the certbot hook", paths=[hook], have=files)
+    changed_tls = certificate(settings, files, hook_wanted=hook in host_files)
 
     rebuild = bool(changed_image) or have["image"] is None
     running = (have["container"] or {}).get("status") == "running"
@@ -251,8 +267,9 @@ def mail_server():
             f" || {{ [ $? = 3 ] && docker restart {_q(settings.container)}; }}"])
 
     host_mail(settings, have, host_files)
-    _summaries[host.name] = _summary(settings, config, plan, changed_conf, changed_image,
-                                     changed_compose, rebuild, running, have["dkim"])
+    _summaries[host.name] = _summary(settings, config, plan, changed_conf + changed_tls,
+                                     changed_image, changed_compose, rebuild, running,
+                                     have["dkim"])
 
 
 def _wait_ready(settings: Settings, seconds: int = 60) -> str:
