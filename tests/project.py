@@ -49,10 +49,11 @@ class Project:
         }
         (self.dir / "inventory.py").write_text(INVENTORY.format(settings=settings))
 
-    def deploy(self, **data) -> subprocess.CompletedProcess:
+    def deploy(self, *flags: str, **data) -> subprocess.CompletedProcess:
         env = dict(os.environ, MOR_TEST_DATA=json.dumps(data))
         pyinfra = Path(sys.executable).parent / "pyinfra"
-        return subprocess.run([str(pyinfra), "-y", "--json", "inventory.py", "deploy.py"],
+        yes = [] if "--dry" in flags else ["-y"]     # -y skips the change detection --dry shows
+        return subprocess.run([str(pyinfra), *yes, "--json", *flags, "inventory.py", "deploy.py"],
                               cwd=self.dir, env=env, capture_output=True, text=True, timeout=900)
 
     def deployed(self, **data) -> dict:

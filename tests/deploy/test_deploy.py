@@ -54,6 +54,22 @@ def test_no_change_redeploy_changes_nothing(project):
     assert started_at() == before
 
 
+def test_dry_run_shows_changes_and_touches_nothing(project):
+    files, before = project.host_state(), started_at()
+    original = project.file("virtuals").read_text()
+    project.file("virtuals").write_text(original + "dry@bundy.net al\n")
+    try:
+        result = project.deploy("--dry")
+    finally:
+        project.file("virtuals").write_text(original)
+    assert result.returncode == 0, result.stderr[-3000:]
+    plan = {op["name"]: op["hosts_with_change"] for op in json.loads(result.stdout)["plan"]}
+    assert plan["Mail-o-Rama mail server | Stack folders and config"] == ["127.0.0.1"]
+    assert any(name.endswith("Apply changed config live (recipients, senders, virtuals)")
+               for name in plan), plan
+    assert project.host_state() == files and started_at() == before
+
+
 def test_added_address_domain_and_account_apply_live(project):
     before = started_at()
     with project.file("domains").open("a") as f:
