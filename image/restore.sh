@@ -1,7 +1,8 @@
 #!/bin/bash
-# mailorama-restore ACCOUNT [YYYY-MM-DD]: put a backup of ~/Maildir back
-# (default: the newest). Messages in the archive are restored next to the
-# current ones (nothing is deleted); everything ends up owned by the account.
+# mailorama-restore (/restore.sh) ACCOUNT [YYYY-MM-DD]: put the messages of a backup of
+# ~/Maildir back (default: the newest backup). Nothing is deleted: messages go back into their
+# folders beside the current ones. Dovecot's own index and uid files stay as they are, and
+# Dovecot re-syncs the folders, so clients keep consistent message UIDs.
 set -euo pipefail
 DEST=${BACKUP_DIR:-/var/backups/mail-o-rama}
 acct=${1:?usage: mailorama-restore ACCOUNT [YYYY-MM-DD]}
@@ -16,6 +17,8 @@ else
 fi
 [ -n "$f" ] && [ -f "$f" ] || { echo "no backup for $acct${date:+ on $date} in $DEST/$acct" >&2; exit 1; }
 install -d -o "$uid" -g "$gid" -m 0700 "$home"
-tar -C "$home" --no-same-owner -xzf "$f" Maildir
+tar -C "$home" --no-same-owner --keep-old-files --exclude='dovecot*' -xzf "$f" Maildir 2>/dev/null \
+  || [ $? -eq 2 ]   # 2: some messages are still there (kept as they are)
 chown -R "$uid:$gid" "$home/Maildir"
+doveadm force-resync -u "$acct" '*'
 echo "restored $f into $home/Maildir"

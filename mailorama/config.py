@@ -161,7 +161,7 @@ def _parse_accounts(lines: list[_Line], errors: list[str]) -> dict[str, Account]
             errors.append(f"{line.where()}: duplicate account '{name}' (first defined at "
                           f"{seen[name]}); remove one of the lines")
             ok = False
-        if not raw_uid.isascii() or not raw_uid.isdigit():
+        if not raw_uid.isascii() or not raw_uid.isdigit() or len(raw_uid) > 9:
             errors.append(f"{line.where()}: uid '{raw_uid}' of account '{name}' is not a number; "
                           f"use a number from {UID_MIN} to {UID_MAX}")
             ok = False

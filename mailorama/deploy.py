@@ -23,7 +23,7 @@ from pyinfra.operations import apt, server
 
 from . import config as cfg
 from .facts import Fqdn, MailoramaHost
-from .plan import HomePlan, plan_homes
+from .plan import HomePlan, config_problems, plan_homes
 from .render import (backup_command, image_files, render, render_host, smtp_address,
                      tls_copy_command, tls_paths)
 from .settings import Settings, SettingsError, settings_from
@@ -66,14 +66,10 @@ def host_config(settings: Settings) -> cfg.MailConfig:
             raise DeployError(
                 f"mail config {folder} has {len(e.errors)} error(s); nothing was deployed:\n"
                 + "\n".join(e.errors)) from None
-    config = _configs[folder]
-    exposed = cfg.published_password_accounts(config)
-    if exposed and not settings.loopback_only():
-        raise DeployError(
-            f"accounts {', '.join(exposed)} of {folder} use the example's published passwords "
-            f"and {host.name} would listen beyond loopback; set new hashes (mailorama "
-            "hash-password) or set mailorama_listen to loopback addresses")
-    return config
+    problems = config_problems(_configs[folder], settings, str(folder))
+    if problems:
+        raise DeployError(f"{host.name}: refusing to deploy:\n" + "\n".join(problems))
+    return _configs[folder]
 
 
 @operation()
@@ -117,7 +113,7 @@ def _stack_files(config, settings) -> tuple[dict, dict, dict]:
 def _dirs(settings) -> dict[str, int]:
     root, data = settings.root, settings.data
     return {root: 0o755, f"{root}/config": 0o700, f"{root}/keys": 0o700, f"{root}/image": 0o755,
-            data: 0o755, f"{data}/mail": 0o755, f"{data}/backup": 0o700}
+            data: 0o700, f"{data}/mail": 0o755, f"{data}/backup": 0o700}
 
 
 def _changed(files: dict, have: dict) -> list[str]:
@@ -244,6 +240,9 @@ def mail_server():
     compose_cmd = docker_engine(settings, have)
 
     changed_conf, changed_image = _changed(conf, files), _changed(image, files)
+    # pushed before but rejected by the container (or never applied): apply again
+    changed_conf += [p for p in conf if p not in changed_conf and have["container"]
+                     and have["applied"].get(PurePosixPath(p).name) != files[p][1]]
     changed_compose = _changed(compose, files)
     sync(name="Stack folders and config", files=conf, dirs=dirs, have=files)
     sync(name="Image build context", files=image, dirs={}, have=files)

@@ -7,7 +7,7 @@ import shlex
 from pyinfra.api import FactBase
 
 SECTIONS = ("files", "sums", "docker", "compose", "container", "image", "homes", "os",
-            "packages", "sendmail", "dkim")
+            "packages", "sendmail", "dkim", "applied")
 PACKAGES = ("msmtp", "msmtp-mta", "cron", "docker.io", "docker-compose", "docker-compose-v2")
 
 
@@ -36,6 +36,7 @@ class MailoramaHost(FactBase):
             "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " + " ".join(PACKAGES)
             + " 2>/dev/null",
             "echo '## sendmail'", "dpkg -S /usr/sbin/sendmail 2>/dev/null",
+            "echo '## applied'", f"cat {q(root + '/keys/applied')} 2>/dev/null",
             "echo '## dkim'",
             f"for f in {q(root + '/keys/dkim')}/*.txt; do [ -f \"$f\" ] && "
             "printf '%s %s\\n' \"$(basename \"$f\" .txt)\" \"$(cat \"$f\")\"; done",
@@ -74,6 +75,9 @@ class MailoramaHost(FactBase):
                          if len(line.split()) > 1 and line.split()[1].startswith("ii")},
             "sendmail_owner": (raw["sendmail"][0].split(":")[0] if raw["sendmail"] else None),
             "dkim": dict(line.split(" ", 1) for line in raw["dkim"] if " " in line),
+            # config file name -> sha256 of what the container last applied
+            "applied": {name: digest for digest, _, name in
+                        (line.partition("  ") for line in raw["applied"])},
         }
 
 

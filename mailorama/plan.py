@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import MailConfig
+from .config import MailConfig, published_password_accounts
+from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,21 @@ def plan_homes(config: MailConfig, homes: dict[str, int], allow_renumber: bool) 
     if allow_renumber:
         errors = []
     return HomePlan(tuple(moves), tuple(chowns), orphans, tuple(errors))
+
+
+def config_problems(config: MailConfig, settings: Settings, source: str) -> list[str]:
+    """What makes this config unfit for this host's settings (`source`: the config folder)."""
+    problems = []
+    if settings.hostname in config.domains:
+        problems.append(f"{source}/domains: the host name {settings.hostname} is also a hosted "
+                        "domain; system mail (root@host name) would need addresses in virtuals: "
+                        "set mailorama_hostname to a host name like mail."
+                        f"{settings.hostname}")
+    if not settings.loopback_only():
+        exposed = published_password_accounts(config)
+        if exposed:
+            problems.append(f"{source}/accounts: accounts {', '.join(exposed)} use the example's "
+                            "published passwords and the host would listen beyond loopback; set "
+                            "new hashes (mailorama hash-password) or set mailorama_listen to "
+                            "loopback addresses")
+    return problems

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from .config import normalise_domain
+from .config import normalise_address, normalise_domain
 
 PREFIX = "mailorama_"
 DEFAULT_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
 HOST_MAIL = ("msmtp", "shim", "none")
+
+
+_CONTAINER = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9_./-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_USER = re.compile(r"[a-z_][a-z0-9_.-]*")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class SettingsError(Exception):
@@ -75,8 +90,10 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     for address in listen:
         try:
             ipaddress.ip_address(address)
+            if "%" in str(address):
+                raise ValueError
         except (ValueError, TypeError):
-            errors.append(f"{PREFIX}listen: {address!r} is not an IP address")
+            errors.append(f"{PREFIX}listen: {address!r} is not an IP address (without a scope)")
     out["listen"] = tuple(sorted(set(map(str, listen))))
 
     ports = dict(DEFAULT_PORTS)
@@ -105,16 +122,21 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
         errors.append(f"{PREFIX}tls_cert and {PREFIX}tls_key: give both or neither")
 
     container = values.get("container", "mail-o-rama")
-    if not isinstance(container, str) or not container.replace("-", "").replace("_", "").isalnum():
-        errors.append(f"{PREFIX}container: {container!r} is not a valid container name "
-                      "(letters, digits, '-', '_')")
+    if not isinstance(container, str) or not _CONTAINER.fullmatch(container):
+        errors.append(f"{PREFIX}container: {container!r} is not a valid name; use lower-case "
+                      "letters, digits, '-', '_' and '.', starting with a letter or digit")
     out["container"] = container
-    out["image"] = values.get("image") or f"{container}:latest"
+    image = values.get("image") or f"{container}:latest"
+    if not isinstance(image, str) or not _IMAGE.fullmatch(image):
+        errors.append(f"{PREFIX}image: {image!r} is not a valid image name like "
+                      "mail-o-rama:latest")
+    out["image"] = image
 
     relay = values.get("relay_host")
     if relay:
         host, _, port = str(relay).rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if (not (normalise_domain(host) or _is_ip(host.strip("[]"))) or not port.isdigit()
+                or not 1 <= int(port) <= 65535):
             errors.append(f"{PREFIX}relay_host: expected 'host:port' like smtp.example.org:587, "
                           f"got {relay!r}")
         out["relay_host"] = str(relay)
@@ -135,12 +157,24 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
 
     for key in ("install_docker", "allow_renumber"):
         if key in values:
-            out[key] = bool(values[key])
+            if not isinstance(values[key], bool):
+                errors.append(f"{PREFIX}{key}: must be True or False, got {values[key]!r}")
+            out[key] = values[key] is True
     aliases = values.get("host_aliases") or {"default": f"root@{out.get('hostname', 'localhost')}"}
+    for user, address in aliases.items():
+        if not _USER.fullmatch(str(user)) or normalise_address(str(address)) is None:
+            errors.append(f"{PREFIX}host_aliases: {user!r}: {address!r} is not 'host user': "
+                          "'mail address'")
     out["host_aliases"] = tuple(sorted((str(k), str(v)) for k, v in aliases.items()))
     selectors = values.get("dkim_selectors") or {"rsa": "rsa", "ed25519": "ed25519"}
     if set(selectors) != {"rsa", "ed25519"}:
         errors.append(f"{PREFIX}dkim_selectors: needs exactly the keys 'rsa' and 'ed25519'")
+    for selector in selectors.values():
+        if not isinstance(selector, str) or not _LABEL.fullmatch(selector):
+            errors.append(f"{PREFIX}dkim_selectors: {selector!r} is not a DNS label "
+                          "(letters, digits, '-')")
+    if len(set(selectors.values())) != len(selectors):
+        errors.append(f"{PREFIX}dkim_selectors: the two keys need two selectors")
     out["dkim_selectors"] = tuple(sorted(selectors.items()))
     if "config_dir" in values:
         out["config_dir"] = str(values["config_dir"])

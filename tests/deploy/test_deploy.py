@@ -54,6 +54,17 @@ def test_no_change_redeploy_changes_nothing(project):
     assert started_at() == before
 
 
+def test_config_the_container_did_not_apply_is_applied_again(project):
+    applied = project.root / "keys" / "applied"
+    good = applied.read_text()
+    applied.write_text(good.replace(good.split()[0], "0" * 64))   # as if apply had failed
+    result = project.deploy()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Apply changed config live" in result.stderr
+    assert applied.read_text() == good
+    assert json.loads(project.deploy().stdout)["results"]["totals"]["success"] == 0
+
+
 def test_dry_run_shows_changes_and_touches_nothing(project):
     files, before = project.host_state(), started_at()
     original = project.file("virtuals").read_text()

@@ -237,6 +237,23 @@ def test_changed_tables_apply_live_without_restart(box, sink):
     assert box.exec("mailorama-apply").stdout.decode().strip() == "unchanged"
 
 
+def test_restart_with_a_rejected_config_serves_the_last_good_one(box):
+    conf = box.root / "config" / "dovecot.conf"
+    good = conf.read_text()
+    conf.write_text(good + "mail_location = maildir:~/Maildir\n")   # a Dovecot 2.3 setting
+    try:
+        assert box.exec("mailorama-apply", check=False).returncode == 1
+        docker("restart", box.name)
+        box.wait_ready()
+        send(SMTP, message("bob@rooney.example", "al@bundy.net", "after-bad-restart"))
+        assert arrived(IMAP, *login("al"), "after-bad-restart")
+        logs = docker("logs", "--since", "60s", box.name).stderr.decode()
+        assert "running the last good one" in logs and "mail_location" in logs
+    finally:
+        conf.write_text(good)
+    assert box.exec("mailorama-apply").returncode == 0
+
+
 def test_queued_mail_survives_kill_and_recreate(box, sink):
     # nothing listens on the relay port now: the message waits in the queue on the host
     sink.stop()
@@ -269,7 +286,19 @@ def test_backup_and_restore_round_trip(box):
     assert (backups / f"{today}.tar.gz").stat().st_size > 100
     assert (box.data / "backup" / "al" / f"{today}.tar.gz").exists()
     assert not old.exists()                                # older than 14 days: deleted
-    sh("rm", "-rf", str(box.data / "mail" / "bud" / "Maildir"))
+    assert (backups / f"{today}.tar.gz").stat().st_mode & 0o077 == 0
+    # a lost message comes back; the others are not doubled
+    conn = imap(IMAP, *login("bud"))
+    conn.select("INBOX")
+    _, found = conn.search(None, "SUBJECT", '"keep-me-1"')
+    conn.store(found[0], "+FLAGS", "\\Deleted")
+    conn.expunge()
+    conn.logout()
+    assert "keep-me-1" not in subjects(IMAP, *login("bud"))
+    assert box.exec("/restore.sh", "bud").returncode == 0
+    restored = subjects(IMAP, *login("bud"))
+    assert sorted(s for s in restored if s.startswith("keep-me")) == [f"keep-me-{i}" for i in range(3)]
+    sh("rm", "-rf", str(box.data / "mail" / "bud" / "Maildir"))  # the whole Maildir lost
     assert box.exec("/restore.sh", "bud").returncode == 0
     restored = subjects(IMAP, *login("bud"))
     assert sorted(s for s in restored if s.startswith("keep-me")) == [f"keep-me-{i}" for i in range(3)]

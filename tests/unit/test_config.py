@@ -72,6 +72,7 @@ def test_example_config_is_valid_and_complete():
     ({"accounts": f"al 999 {H}\n"}, "accounts:1", "uid 999 of account 'al' is outside 1000-59999"),
     ({"accounts": f"al 65534 {H}\n"}, "accounts:1", "uid 65534 of account 'al' is outside"),
     ({"accounts": f"al x1000 {H}\n"}, "accounts:1", "uid 'x1000' of account 'al' is not a number"),
+    ({"accounts": f"al {'9' * 5000} {H}\n"}, "accounts:1", "of account 'al' is not a number"),
     ({"accounts": "al 1000\n"}, "accounts:1", "expected 'name uid hash', found 2 fields"),
     ({"accounts": "al 1000 secret\n"}, "accounts:1", "the password is not hashed"),
     ({"accounts": f"al 1000 {{SHA512-CRYPT}}{H}\n"}, "accounts:1",

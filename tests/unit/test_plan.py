@@ -32,3 +32,20 @@ def test_rename_is_refused_then_allowed():
 def test_removed_account_keeps_its_mail():
     plan = plan_homes(cfg.parse(texts()), {"gone": 4242, "al": 1000}, allow_renumber=False)
     assert plan.orphans == ("gone",) and plan.errors == ()
+
+
+def test_config_problems_hostname_and_published_passwords():
+    from mailorama.plan import config_problems
+    from mailorama.settings import settings_from
+    from test_config import EXAMPLE
+
+    example = cfg.load(EXAMPLE)
+    loopback = settings_from({"mailorama_listen": ["127.0.0.1"]}, fqdn="mail.bundy.net")
+    assert config_problems(example, loopback, "mail") == []
+    public = settings_from({}, fqdn="mail.bundy.net")
+    [problem] = config_problems(example, public, "mail")
+    assert problem.startswith("mail/accounts: accounts al, bud, jefferson, kelly, marcy, peg use "
+                              "the example's published passwords")
+    same = settings_from({"mailorama_listen": ["127.0.0.1"]}, fqdn="bundy.net")
+    [problem] = config_problems(example, same, "mail")
+    assert "host name bundy.net is also a hosted domain" in problem

@@ -58,6 +58,15 @@ def test_settings_defaults():
     ({"mailorama_backup_retention_days": -1}, "mailorama_backup_retention_days: must be"),
     ({"mailorama_hostnme": "x"}, "mailorama_hostnme: unknown setting (typo?)"),
     ({"mailorama_hostname": "localhost"}, "mailorama_hostname: must be a fully qualified"),
+    ({"mailorama_listen": ["fe80::1%eth0"]}, "mailorama_listen: 'fe80::1%eth0' is not an IP"),
+    ({"mailorama_container": "--rm"}, "mailorama_container: '--rm' is not a valid name"),
+    ({"mailorama_container": "Mail"}, "mailorama_container: 'Mail' is not a valid name"),
+    ({"mailorama_image": "bad image"}, "mailorama_image: 'bad image' is not a valid image"),
+    ({"mailorama_relay_host": 'a" x:25'}, "mailorama_relay_host: expected 'host:port'"),
+    ({"mailorama_allow_renumber": "no"}, "mailorama_allow_renumber: must be True or False"),
+    ({"mailorama_dkim_selectors": {"rsa": "a b", "ed25519": "ed"}}, "'a b' is not a DNS label"),
+    ({"mailorama_dkim_selectors": {"rsa": "x", "ed25519": "x"}}, "need two selectors"),
+    ({"mailorama_host_aliases": {"root": "not an address"}}, "mailorama_host_aliases: 'root'"),
 ])
 def test_settings_errors_name_the_key(data, message):
     with pytest.raises(SettingsError) as e:
