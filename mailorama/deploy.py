@@ -34,7 +34,6 @@ DOCKER_PACKAGES = {
     ("debian", "13"): (["docker.io", "docker-compose"], "docker compose"),
     ("ubuntu", "24.04"): (["docker.io", "docker-compose-v2"], "docker compose"),
 }
-SHIM_MARK = b"Mail-o-Rama's sendmail shim"
 _configs: dict[Path, cfg.MailConfig] = {}
 _summaries: dict[str, list[str]] = {}
 
@@ -181,27 +180,35 @@ def certificate(settings: Settings, files: dict, hook_wanted: bool) -> list[str]
 
 @deploy("Mail-o-Rama: host mail path")
 def host_mail(settings: Settings, have: dict, files: dict):
-    """The host's sendmail: msmtp-mta into the container, the docker-exec shim, or neither."""
-    shim = "/usr/sbin/sendmail"
-    ours = shim in have["files"] and have["sendmail_owner"] is None
+    """The host's sendmail: msmtp-mta into the container, the docker-exec shim, or neither.
+
+    The shim takes /usr/sbin/sendmail by a local dpkg diversion of msmtp-mta's (undone when
+    switching back), so no package is removed; another MTA's sendmail is never touched."""
+    sendmail = "/usr/sbin/sendmail"
+    owner, diverted, ours = (have["sendmail_owner"], have["sendmail_diverted"],
+                             have["sendmail_shim"])
+    # what is there now, if not the shim nor msmtp-mta's own, is someone else's
+    foreign = not ours and sendmail in have["files"] and (diverted or owner != "msmtp-mta")
+    if foreign and settings.host_mail != "none":
+        raise DeployError(f"{host.name}: {sendmail} belongs to "
+                          f"{'package ' + owner if owner and not diverted else 'no package'}; "
+                          "Mail-o-Rama leaves another MTA alone: remove it, or set "
+                          "mailorama_host_mail = 'none'")
     msmtp_files = ["/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases"]
-    shim_files = [shim, "/etc/mail-o-rama/sendmail.ini"]
+    unwanted = {"msmtp": ["/etc/mail-o-rama/sendmail.ini"], "shim": msmtp_files,
+                "none": msmtp_files + ["/etc/mail-o-rama/sendmail.ini"]}[settings.host_mail]
+    if ours and settings.host_mail != "shim":
+        unwanted.append(sendmail)
+    absent(name="Remove the other host mail path", paths=unwanted, have=have["files"])
+    if diverted and not foreign and settings.host_mail != "shim":
+        server.shell(name="Give /usr/sbin/sendmail back to msmtp-mta", commands=[
+            f"dpkg-divert --local --rename --remove {sendmail}"])
+    if settings.host_mail == "shim" and owner == "msmtp-mta" and not diverted:
+        server.shell(name="Divert msmtp-mta's sendmail for the shim", commands=[
+            f"dpkg-divert --local --rename --divert {sendmail}.msmtp --add {sendmail}"])
     install = [] if "cron" in have["packages"] else ["cron"]
-    if settings.host_mail == "msmtp":
-        absent(name="Remove the sendmail shim", paths=shim_files if ours else shim_files[1:],
-               have=have["files"])
-        install += [] if "msmtp-mta" in have["packages"] else ["msmtp-mta"]
-    elif settings.host_mail == "shim":
-        owner = have["sendmail_owner"]
-        if owner and owner != "msmtp-mta":
-            raise DeployError(f"{host.name}: /usr/sbin/sendmail belongs to package {owner}; "
-                              "remove that MTA, or use mailorama_host_mail = 'msmtp' or 'none'")
-        if "msmtp-mta" in have["packages"]:
-            apt.packages(name="Remove msmtp-mta", packages=["msmtp-mta"], present=False)
-        absent(name="Remove the msmtp config", paths=msmtp_files, have=have["files"])
-    else:
-        absent(name="Remove Mail-o-Rama's host mail files",
-               paths=msmtp_files + (shim_files if ours else shim_files[1:]), have=have["files"])
+    if settings.host_mail == "msmtp" and "msmtp-mta" not in have["packages"]:
+        install.append("msmtp-mta")
     if install:
         apt.packages(name=f"Install {' and '.join(install)}", packages=install, update=True,
                      cache_time=3600)
@@ -303,6 +310,9 @@ def _summary(settings, config, plan, conf, image, compose, rebuild, running, dki
     lines += [f"warning: {w}" for w in config.warnings]
     lines += [f"warning: mail of removed account '{o}' stays in {settings.data}/mail/{o}"
               for o in plan.orphans]
+    lines += [f"moved the mail of '{old}' to the renamed account '{new}'"
+              for old, new in plan.moves]
+    lines += [f"re-owned the mail of '{name}' to uid {uid}" for name, uid in plan.chowns]
     lines.append(f"backup: daily, {backup_command(settings)}")
     return lines
 

@@ -7,7 +7,8 @@ import shlex
 from pyinfra.api import FactBase
 
 SECTIONS = ("files", "sums", "docker", "compose", "container", "image", "homes", "os",
-            "packages", "sendmail", "dkim", "applied")
+            "packages", "sendmail", "diverted", "shim", "dkim", "applied")
+SHIM_MARK = "Mail-o-Rama's sendmail shim"
 PACKAGES = ("msmtp", "msmtp-mta", "cron", "docker.io", "docker-compose", "docker-compose-v2")
 
 
@@ -36,6 +37,9 @@ class MailoramaHost(FactBase):
             "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " + " ".join(PACKAGES)
             + " 2>/dev/null",
             "echo '## sendmail'", "dpkg -S /usr/sbin/sendmail 2>/dev/null",
+            "echo '## diverted'", "dpkg-divert --listpackage /usr/sbin/sendmail 2>/dev/null",
+            "echo '## shim'",
+            f"grep -qF {q(SHIM_MARK)} /usr/sbin/sendmail 2>/dev/null && echo yes",
             "echo '## applied'", f"cat {q(root + '/keys/applied')} 2>/dev/null",
             "echo '## dkim'",
             f"for f in {q(root + '/keys/dkim')}/*.txt; do [ -f \"$f\" ] && "
@@ -73,7 +77,11 @@ class MailoramaHost(FactBase):
             "os": (os_id, version),
             "packages": {line.split()[0] for line in raw["packages"]
                          if len(line.split()) > 1 and line.split()[1].startswith("ii")},
-            "sendmail_owner": (raw["sendmail"][0].split(":")[0] if raw["sendmail"] else None),
+            # the package whose /usr/sbin/sendmail it is (not the diversion lines of dpkg -S)
+            "sendmail_owner": next((line.split(":")[0] for line in raw["sendmail"]
+                                    if not line.startswith("diversion by")), None),
+            "sendmail_diverted": bool(raw["diverted"]),
+            "sendmail_shim": bool(raw["shim"]),
             "dkim": dict(line.split(" ", 1) for line in raw["dkim"] if " " in line),
             # config file name -> sha256 of what the container last applied
             "applied": {name: digest for digest, _, name in

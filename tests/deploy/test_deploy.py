@@ -145,7 +145,9 @@ def test_renumbering_an_account_with_mail(project):
     assert "account 'al' now has uid 1099, but its mail on the host is owned by uid 1000" \
         in result.stderr
     assert project.host_state() == files
-    project.deployed(mailorama_allow_renumber=True)
+    result = project.deploy(mailorama_allow_renumber=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "re-owned the mail of 'al' to uid 1099" in result.stderr
     assert (project.data / "mail" / "al").stat().st_uid == 1099
     assert "first-deploy" in wait_for(lambda: subjects(IMAP, "al", PW["al"]),
                                       what="al's old mail")
@@ -156,6 +158,11 @@ def test_renumbering_an_account_with_mail(project):
 def host_sendmail(subject: str, env: dict | None = None):
     subprocess.run(["/usr/sbin/sendmail", "root"], input=f"Subject: {subject}\n\ntest\n",
                    text=True, check=True, timeout=60, env=env)
+
+
+def diversion() -> str:
+    return subprocess.run(["dpkg-divert", "--listpackage", "/usr/sbin/sendmail"],
+                          capture_output=True, text=True).stdout.strip()
 
 
 def installed(package: str) -> bool:
@@ -170,7 +177,7 @@ def test_host_sendmail_msmtp_shim_and_back(project):
     assert arrived(IMAP, "al", PW["al"], "via-msmtp")
 
     project.deployed(mailorama_host_mail="shim")
-    assert not installed("msmtp-mta")
+    assert installed("msmtp-mta") and diversion() == "LOCAL"   # diverted, nothing removed
     assert b"sendmail shim" in Path("/usr/sbin/sendmail").read_bytes()
     assert not Path("/etc/msmtprc").exists()
     host_sendmail("via-shim")
@@ -182,7 +189,8 @@ def test_host_sendmail_msmtp_shim_and_back(project):
     assert project.deploy(mailorama_host_mail="shim").returncode == 0  # converged: no change
 
     project.deployed()                                      # back to msmtp
-    assert installed("msmtp-mta") and Path("/etc/msmtprc").exists()
+    assert installed("msmtp-mta") and Path("/etc/msmtprc").exists() and diversion() == ""
+    assert Path("/usr/sbin/sendmail").resolve().name == "msmtp"
     assert not Path("/etc/mail-o-rama/sendmail.ini").exists()
     host_sendmail("via-msmtp-again")
     assert arrived(IMAP, "al", PW["al"], "via-msmtp-again")
@@ -194,6 +202,28 @@ def test_host_sendmail_msmtp_shim_and_back(project):
     assert not Path("/etc/mail-o-rama/msmtp-aliases").exists()
     project.deployed()
     assert Path("/etc/msmtprc").exists()
+
+
+def test_another_sendmail_is_never_replaced(project):
+    sendmail = Path("/usr/sbin/sendmail")
+    subprocess.run(["dpkg-divert", "--local", "--rename", "--divert", "/usr/sbin/sendmail.test",
+                    "--add", str(sendmail)], check=True, capture_output=True)
+    sendmail.write_text("#!/bin/sh\n# someone's own sendmail\nexit 0\n")
+    try:
+        for mode in ("shim", "msmtp"):
+            result = project.deploy(mailorama_host_mail=mode)
+            assert result.returncode != 0
+            assert "/usr/sbin/sendmail belongs to no package; Mail-o-Rama leaves another MTA " \
+                "alone" in result.stderr
+            assert b"someone's own sendmail" in sendmail.read_bytes()
+        assert project.deploy(mailorama_host_mail="none").returncode == 0
+        assert b"someone's own sendmail" in sendmail.read_bytes()
+    finally:
+        sendmail.unlink()
+        subprocess.run(["dpkg-divert", "--local", "--rename", "--remove", str(sendmail)],
+                       check=True, capture_output=True)
+    project.deployed()
+    assert sendmail.resolve().name == "msmtp"
 
 
 def test_cron_job_command_writes_todays_backups(project):
