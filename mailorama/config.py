@@ -274,6 +274,10 @@ class _Resolver:
             self.errors.append(f"{line.where()}: target '{raw}' is a pipe or a file; Mail-o-Rama "
                                "delivers only to accounts and addresses")
             return frozenset()
+        if " " in raw:
+            self.errors.append(f"{line.where()}: target '{raw}' has a space in it; separate "
+                               "targets with commas ('al, peg')")
+            return frozenset()
         value = raw.lower()
         if "@" not in value:
             if value in self.accounts:

@@ -104,6 +104,8 @@ def test_example_config_is_valid_and_complete():
      "'x@@bundy.net' is not a valid mail address"),
     ({"virtuals": texts()["virtuals"] + "x@bundy.net al, bad@@x.org\n"}, "virtuals:10",
      "target 'bad@@x.org' is not a valid mail address"),
+    ({"virtuals": texts()["virtuals"] + "x@bundy.net al peg\n"}, "virtuals:10",
+     "target 'al peg' has a space in it; separate targets with commas"),
     ({"virtuals": texts()["virtuals"] + "x@bundy.net |/bin/evil\n"}, "virtuals:10",
      "target '|/bin/evil' is a pipe or a file"),
     ({"virtuals": texts()["virtuals"] + "a@bundy.net b@bundy.net\nb@bundy.net al, a@bundy.net\n"},
