@@ -61,6 +61,11 @@ def test_example_config_is_valid_and_complete():
     assert any("@" in t for t in v["shoes@bundy.net"])          # an external target
     assert dict(c.aliases)["root"] == ("al",)
     assert cfg.published_password_accounts(c) == [a.name for a in c.accounts]
+    al = next(a for a in c.accounts if a.name == "al")
+    renamed = cfg.parse(texts(accounts=f"albert 1000 {al.hash}\n", virtuals="al@bundy.net albert\n",
+                              aliases="root: albert\n"))
+    assert cfg.published_password_accounts(renamed) == ["albert"]       # copied line, new name
+    assert cfg.published_password_accounts(cfg.parse(texts())) == []
 
 
 @pytest.mark.parametrize("changes, line, message", [
