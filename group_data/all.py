@@ -28,6 +28,11 @@ mailorama_tls_key = None
 
 # Smarthost for outgoing mail, "host:port". None: deliver straight to the recipients' MX.
 mailorama_relay_host = None
+# Its login, {"user": ..., "password": ...} (then TLS is required), e.g. from the environment:
+# {"user": "me@example.org", "password": os.environ["MAILORAMA_RELAY_PASSWORD"]}.
+mailorama_relay_auth = None
+# Check the smarthost's certificate (turn off only for a smarthost you reach privately).
+mailorama_relay_tls_verify = True
 
 # The host's own sendmail: "msmtp" (msmtp-mta into the container's SMTP port on loopback),
 # "shim" (/usr/sbin/sendmail runs `docker exec -i <container> sendmail`), or "none".

@@ -19,7 +19,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 IMAGE = Path(__file__).resolve().parent.parent / "image"
 HEADER = "# Made by Mail-o-Rama from the files in {source}; edit those, not this.\n"
 # Files holding password hashes: never readable by anyone but root on the host.
-SECRET = frozenset({"config/credentials", "config/passwd"})
+SECRET = frozenset({"config/credentials", "config/passwd", "config/relay-secrets"})
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -64,6 +64,9 @@ def context(config: MailConfig, settings: Settings) -> dict:
         "listen": list(settings.listen),
         "ports": settings.port,
         "relay_host": settings.relay_host,
+        "relay_scheme": relay_scheme(settings),
+        "relay_auth": settings.relay_auth is not None,
+        "relay_tls_verify": settings.relay_tls_verify,
         "domains": list(config.domains),
         "dkim_selectors": dict(settings.dkim_selectors),
         "container": settings.container,
@@ -76,10 +79,20 @@ def context(config: MailConfig, settings: Settings) -> dict:
     }
 
 
+def relay_scheme(settings: Settings) -> str:
+    """smtps for port 465; TLS required when a password goes over; else opportunistic TLS."""
+    if (settings.relay_host or "").endswith(":465"):
+        return "smtps"
+    return "smtp+tls" if settings.relay_auth else "smtp"
+
+
 def render(config: MailConfig, settings: Settings) -> dict[str, str]:
     """Every rendered file, by path relative to the stack folder."""
     ctx = context(config, settings)
     files = {f"config/{name}": text for name, text in tables(config).items()}
+    user, password = settings.relay_auth or (None, None)
+    files["config/relay-secrets"] = HEADER.format(source="mailorama_relay_auth") + (
+        f"relay {user}:{password}\n" if user else "")
     files["config/smtpd.conf"] = _env.get_template("smtpd/smtpd.conf.j2").render(ctx)
     files["config/dovecot.conf"] = _env.get_template("dovecot/dovecot.conf.j2").render(ctx)
     files["compose.yaml"] = _env.get_template("compose/compose.yaml.j2").render(ctx)

@@ -47,6 +47,8 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     relay_host: str | None = None
+    relay_auth: tuple[str, str] | None = None       # (user, password) for the smarthost
+    relay_tls_verify: bool = True
     host_mail: str = "msmtp"
     backup_retention_days: int | None = 14
     install_docker: bool = False
@@ -140,6 +142,22 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
             errors.append(f"{PREFIX}relay_host: expected 'host:port' like smtp.example.org:587, "
                           f"got {relay!r}")
         out["relay_host"] = str(relay)
+    auth = values.get("relay_auth")
+    if auth:
+        user, password = (auth.get("user"), auth.get("password")) if isinstance(auth, Mapping) \
+            else (None, None)
+        if not relay:
+            errors.append(f"{PREFIX}relay_auth: needs {PREFIX}relay_host")
+        if (not isinstance(user, str) or not isinstance(password, str) or not user or not password
+                or ":" in user or any(c.isspace() for c in user + password)):
+            errors.append(f"{PREFIX}relay_auth: expected {{'user': ..., 'password': ...}}, "
+                          "without spaces, and no ':' in the user")
+        else:
+            out["relay_auth"] = (user, password)
+    if "relay_tls_verify" in values:
+        if not isinstance(values["relay_tls_verify"], bool):
+            errors.append(f"{PREFIX}relay_tls_verify: must be True or False")
+        out["relay_tls_verify"] = values["relay_tls_verify"] is not False
 
     host_mail = values.get("host_mail", "msmtp")
     if host_mail not in HOST_MAIL:

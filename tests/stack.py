@@ -122,8 +122,12 @@ def fresh_stack(name: str, base: Path, **settings_data) -> Stack:
 class Sink:
     """An SMTP server on 127.0.0.1 that stores what it receives: the 'internet' for relays."""
 
-    def __init__(self, port: int = SINK_PORT):
-        self.port = port
+    def __init__(self, port: int = SINK_PORT, login: tuple[str, str] | None = None,
+                 tls_files: tuple[str, str] | None = None):
+        """With `login`, the sink requires STARTTLS (certificate and key from `tls_files`)
+        and that AUTH login; it records who logged in."""
+        self.port, self.login, self.tls_files = port, login, tls_files
+        self.logins: list[str] = []
         self.messages: list[dict] = []
         self.lock = threading.Lock()
         sink = self
@@ -141,7 +145,25 @@ class Sink:
     def start(self):
         from aiosmtpd.controller import Controller
 
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        options = {}
+        if self.login:
+            import ssl
+
+            from aiosmtpd.smtp import AuthResult
+
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls_files)
+
+            def authenticate(server, session, envelope, mechanism, auth_data):
+                given = (auth_data.login.decode(), auth_data.password.decode())
+                if given == self.login:
+                    self.logins.append(given[0])
+                return AuthResult(success=given == self.login)
+
+            options = dict(tls_context=context, require_starttls=True, auth_required=True,
+                           auth_require_tls=True, authenticator=authenticate)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     **options)
         self.controller.start()
 
     def stop(self):

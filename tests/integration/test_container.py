@@ -10,8 +10,9 @@ import time
 import dkim
 import pytest
 
-from stack import PASSWORDS, PORTS, SINK_PORT, docker, fresh_stack, sh
+from stack import PASSWORDS, PORTS, SINK_PORT, Sink, docker, fresh_stack, sh
 from mail import arrived, imap, message, send, smtp, subjects, tls, wait_for
+from certs import make_cert
 from mailorama.cli import hash_password
 
 pytestmark = pytest.mark.docker
@@ -325,3 +326,29 @@ def test_bad_config_stops_the_container_with_the_reason(image, tmp_path):
     finally:
         stack.compose("down", check=False)
         stack.remove()
+
+
+def test_smarthost_with_login_over_tls(image, tmp_path):
+    cert, key = make_cert("smarthost.test")
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    ports = {"smtp": 3625, "submission": 3687, "submissions": 3665, "imap": 3243, "imaps": 3893}
+    stack = fresh_stack("mor-test-smarthost", tmp_path / "stack", mailorama_listen=["127.0.0.1"],
+                        mailorama_ports=ports, mailorama_relay_host="127.0.0.1:2601",
+                        mailorama_relay_auth={"user": "bundys", "password": "s3cret-relay"},
+                        mailorama_relay_tls_verify=False)
+    with Sink(2601, login=("bundys", "s3cret-relay"),
+              tls_files=(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))) as smarthost:
+        try:
+            stack.up()
+            assert (stack.root / "config" / "relay-secrets").stat().st_mode & 0o077 == 0
+            stack.exec("sendmail", "-f", "al@bundy.net", "bob@rooney.example",
+                       input=b"From: al@bundy.net\nSubject: via-smarthost\n\nhi\n")
+            got = wait_for(lambda: smarthost.find("via-smarthost"), timeout=60,
+                           what="mail at the smarthost")[0]
+            assert got["to"] == ["bob@rooney.example"] and smarthost.logins == ["bundys"]
+            assert b"DKIM-Signature" in got["data"]
+        finally:
+            stack.save_logs()
+            stack.compose("down", check=False)
+            stack.remove()

@@ -29,7 +29,7 @@ def test_render_is_deterministic_and_complete():
     assert one == two
     expected = {f"config/{n}" for n in ("domains", "virtuals", "credentials", "userbase",
                                         "senders", "aliases", "passwd", "recipients", "smtpd.conf",
-                                        "dovecot.conf")} | {"compose.yaml"}
+                                        "dovecot.conf", "relay-secrets")} | {"compose.yaml"}
     assert set(one) == expected
     assert SECRET <= set(one)
     assert "mail.bundy.net" in one["config/smtpd.conf"]
@@ -72,3 +72,27 @@ def test_settings_errors_name_the_key(data, message):
     with pytest.raises(SettingsError) as e:
         settings_from(data, fqdn="mail.bundy.net")
     assert any(message in err for err in e.value.errors), e.value.errors
+
+
+def test_smarthost_login():
+    config = cfg.load(EXAMPLE)
+    plain = render(config, settings_from({"mailorama_relay_host": "smtp.isp.example:25"},
+                                         fqdn="mail.bundy.net"))
+    assert 'relay host "smtp://smtp.isp.example:25" helo' in plain["config/smtpd.conf"]
+    assert "relay " not in plain["config/relay-secrets"].split("\n", 1)[1]
+    auth = render(config, settings_from({"mailorama_relay_host": "smtp.isp.example:587",
+                                         "mailorama_relay_auth": {"user": "me", "password": "pw"}},
+                                        fqdn="mail.bundy.net"))
+    assert ('relay host "smtp+tls://relay@smtp.isp.example:587" auth <relaysecrets> helo'
+            in auth["config/smtpd.conf"])
+    assert auth["config/relay-secrets"].endswith("relay me:pw\n")
+    smtps = render(config, settings_from({"mailorama_relay_host": "smtp.isp.example:465",
+                                          "mailorama_relay_auth": {"user": "me", "password": "pw"},
+                                          "mailorama_relay_tls_verify": False},
+                                         fqdn="mail.bundy.net"))
+    assert '"smtps://relay@smtp.isp.example:465" auth <relaysecrets> tls no-verify' in \
+        smtps["config/smtpd.conf"]
+    with pytest.raises(SettingsError) as e:
+        settings_from({"mailorama_relay_auth": {"user": "a:b", "password": "x"}}, "h.x.org")
+    assert any("mailorama_relay_auth: needs mailorama_relay_host" in m for m in e.value.errors)
+    assert any("no ':' in the user" in m for m in e.value.errors)
