@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 import sys
+import uuid
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
@@ -74,18 +75,29 @@ def host_config(settings: Settings) -> cfg.MailConfig:
 @operation()
 def sync(files: dict[str, tuple[bytes, int]], dirs: dict[str, int], have: dict):
     """Create `dirs` (path -> mode) and upload each of `files` (path -> (content, mode)) whose
-    content or mode differs from `have` (path -> (mode, sha256), the MailoramaHost fact)."""
+    content or mode differs from `have` (path -> (mode, sha256), the MailoramaHost fact).
+
+    With sudo/su, pyinfra uploads as the SSH user to a temporary file first: that file goes
+    into a folder only the SSH user can enter, never world-readable into /tmp."""
     for path, mode in sorted(dirs.items()):
         if have.get(path, (None,))[0] != mode:
             yield f"install -d -m {mode:o} {_q(path)}"
+    uploads = [(p, c, m) for p, (c, m) in sorted(files.items())
+               if have.get(p, (None, None))[1] != hashlib.sha256(c).hexdigest()]
+    args = host.current_op_global_arguments or {}
+    staging = None
+    if uploads and any(args.get(k) for k in ("_sudo", "_su_user", "_doas", "_dzdo")):
+        staging = f"/tmp/mail-o-rama-upload-{uuid.uuid4().hex}"
+        yield f'install -d -m 0700 -o "${{SUDO_USER:-$(id -un)}}" {staging}'
+    for n, (path, content, mode) in enumerate(uploads):
+        yield f"mkdir -p {_q(PurePosixPath(path).parent)}"
+        temp = f"{staging}/{n}" if staging else host.get_temp_filename(path)
+        yield FileUploadCommand(BytesIO(content), path, remote_temp_filename=temp)
+        yield f"chmod {mode:o} {_q(path)}"
+    if staging:
+        yield f"rm -rf {staging}"
     for path, (content, mode) in sorted(files.items()):
-        old_mode, old_sum = have.get(path, (None, None))
-        if old_sum != hashlib.sha256(content).hexdigest():
-            yield f"mkdir -p {_q(PurePosixPath(path).parent)}"
-            yield FileUploadCommand(BytesIO(content), path,
-                                    remote_temp_filename=host.get_temp_filename(path))
-            yield f"chmod {mode:o} {_q(path)}"
-        elif old_mode != mode:
+        if path not in {u[0] for u in uploads} and have.get(path, (None,))[0] != mode:
             yield f"chmod {mode:o} {_q(path)}"
 
 

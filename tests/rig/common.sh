@@ -5,6 +5,7 @@ RIG_STATE=${MAILORAMA_RIG_STATE:-/var/lib/mailorama-rig}   # keys, sshd config, 
 RIG_RUN=${MAILORAMA_RIG_RUN:-/run/mailorama-rig}           # pid files of what the rig started
 RIG_APT_TRIXIE=/var/cache/mailorama-rig/apt-trixie        # side apt state for compose v2 (Debian 12)
 RIG_SSH_PORT=${MAILORAMA_RIG_SSH_PORT:-2222}
+RIG_SUDO_USER=mor-deployer                                 # a sudoer, for deploys with --sudo
 RIG_BASE_IMAGE=${MAILORAMA_RIG_BASE_IMAGE:-debian:trixie-slim}
 RIG_DOCKERD_LOG=/var/log/mailorama-rig-dockerd.log
 RIG_SSHD_LOG=/var/log/mailorama-rig-sshd.log

@@ -17,7 +17,7 @@ on_exit() { local c; for c in "${CLEANUP[@]}"; do eval "$c" || true; done; }
 trap on_exit EXIT
 
 mkdir -p "$RIG_STATE" "$RIG_RUN"
-chmod 700 "$RIG_STATE"
+chmod 711 "$RIG_STATE"   # traversable: sshd reads authorized_keys as the deployer; secrets inside are 0600
 # One up/down at a time.
 exec 9>"$RIG_RUN/lock"
 flock -w 300 9 || die "another rig up/down holds $RIG_RUN/lock"
@@ -44,6 +44,7 @@ PKGS=(
     swaks libnet-ssleay-perl libauthen-sasl-perl libio-socket-inet6-perl  # SMTP probes: TLS, AUTH, IPv6
     msmtp                        # submission client (not msmtp-mta: no sendmail on the host)
     openssl ca-certificates curl procps util-linux iproute2 xz-utils
+    sudo                         # deploys as a sudoer (the rig's deployer user), not only as root
 )
 # Debian 13 and later ship compose v2 as "docker-compose"; on 12 that package is compose v1
 # (1.29, what mailorama_install_docker gives Debian 12 hosts: the tests check the compose file
@@ -270,7 +271,12 @@ start_sshd() {
     local hostkey=$RIG_STATE/ssh_host_ed25519_key new pid i changed=0
     [[ -s $hostkey ]] || ssh-keygen -q -t ed25519 -N '' -C mailorama-rig-host -f "$hostkey"
     [[ -s $SSH_KEY ]] || ssh-keygen -q -t ed25519 -N '' -C mailorama-rig-client -f "$SSH_KEY"
-    install -m 600 "$SSH_KEY.pub" "$RIG_STATE/authorized_keys"
+    # readable: sshd reads it as the user logging in (root, or the deployer)
+    install -m 644 "$SSH_KEY.pub" "$RIG_STATE/authorized_keys"
+    # A sudoer to deploy as with --sudo, like many users do.
+    id "$RIG_SUDO_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$RIG_SUDO_USER"
+    printf '%s ALL=(ALL) NOPASSWD:ALL\n' "$RIG_SUDO_USER" >/etc/sudoers.d/mailorama-rig
+    chmod 440 /etc/sudoers.d/mailorama-rig
     echo "[127.0.0.1]:$RIG_SSH_PORT $(cut -d' ' -f1,2 "$hostkey.pub")" >"$SSH_KNOWN_HOSTS"
     new=$(mktemp "$RIG_STATE/sshd_config.XXXXXX")
     cat >"$new" <<EOF
@@ -281,6 +287,7 @@ HostKey $hostkey
 PidFile $SSHD_PIDFILE
 AuthorizedKeysFile $RIG_STATE/authorized_keys
 PermitRootLogin prohibit-password
+AllowUsers root $RIG_SUDO_USER
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -343,6 +350,7 @@ cat >"$RIG_STATE/rig.env" <<EOF
 MAILORAMA_RIG_SSH_HOST=127.0.0.1
 MAILORAMA_RIG_SSH_PORT=$RIG_SSH_PORT
 MAILORAMA_RIG_SSH_USER=root
+MAILORAMA_RIG_SUDO_USER=$RIG_SUDO_USER
 MAILORAMA_RIG_SSH_KEY=$SSH_KEY
 MAILORAMA_RIG_SSH_KNOWN_HOSTS=$SSH_KNOWN_HOSTS
 MAILORAMA_RIG_BASE_IMAGE=$RIG_BASE_IMAGE
