@@ -54,13 +54,13 @@ def cmd_hash_password(args) -> int:
 
 def cmd_render(args) -> int:
     from .render import SECRET, render
-    from .settings import SettingsError, settings_from
+    from .settings import settings_from
 
     try:
         config = cfg.load(args.dir)
         data = {f"mailorama_{k}": v for k, v in _pairs(args.set).items()}
         settings = settings_from(data, fqdn=args.hostname)
-    except (cfg.ConfigError, SettingsError) as e:
+    except cfg.ConfigError as e:  # SettingsError too
         print("\n".join(e.errors), file=sys.stderr)
         return 1
     out = Path(args.out)

@@ -212,6 +212,15 @@ def _split_targets(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _add_unique(table: dict, kind: str, key: str, line: _Line, targets: list[str], errors):
+    """table[key] = (line, targets), or an error naming the line that has `key` already."""
+    if key in table:
+        errors.append(f"{line.where()}: duplicate {kind} '{key}' (first at "
+                      f"{table[key][0].where()}); merge the targets into one line")
+    else:
+        table[key] = (line, targets)
+
+
 def _parse_virtuals(lines, domains, errors) -> dict[str, tuple[_Line, list[str]]]:
     """address -> (its line, its raw targets)."""
     virtuals: dict[str, tuple[_Line, list[str]]] = {}
@@ -231,11 +240,8 @@ def _parse_virtuals(lines, domains, errors) -> dict[str, tuple[_Line, list[str]]
         if domain not in domains:
             errors.append(f"{line.where()}: address '{address}' is in domain '{domain}', which "
                           "is not in domains; add the domain there or fix the address")
-        elif address in virtuals:
-            errors.append(f"{line.where()}: duplicate address '{address}' (first at "
-                          f"{virtuals[address][0].where()}); merge the targets into one line")
         else:
-            virtuals[address] = (line, targets)
+            _add_unique(virtuals, "address", address, line, targets, errors)
     return virtuals
 
 
@@ -251,11 +257,8 @@ def _parse_aliases(lines: list[_Line], errors: list[str]) -> dict[str, tuple[_Li
         elif not _NAME.fullmatch(name):
             errors.append(f"{line.where()}: alias name '{name}' is not valid; use letters, "
                           "digits, '.', '_' or '-'")
-        elif name in aliases:
-            errors.append(f"{line.where()}: duplicate alias '{name}' (first at "
-                          f"{aliases[name][0].where()}); merge the targets into one line")
         else:
-            aliases[name] = (line, targets)
+            _add_unique(aliases, "alias", name, line, targets, errors)
     return aliases
 
 

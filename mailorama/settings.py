@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from .config import normalise_address, normalise_domain
+from .config import ConfigError, normalise_address, normalise_domain
 
 PREFIX = "mailorama_"
 DEFAULT_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
@@ -28,10 +28,8 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-class SettingsError(Exception):
-    def __init__(self, errors: list[str]):
-        super().__init__("\n".join(errors))
-        self.errors = errors
+class SettingsError(ConfigError):
+    """The settings have errors; `errors` lists every one as `mailorama_key: message`."""
 
 
 @dataclass(frozen=True)
