@@ -90,6 +90,9 @@ def render(config: MailConfig, settings: Settings) -> dict[str, str]:
     """Every rendered file, by path relative to the stack folder."""
     ctx = context(config, settings)
     files = {f"config/{name}": text for name, text in tables(config).items()}
+    # name@host name: system mail, for the aliases only (not every account name)
+    files["config/system-recipients"] = "# @list\n" + _table(
+        "aliases", (f"{name}@{settings.hostname}" for name, _ in config.aliases))
     user, password = settings.relay_auth or (None, None)
     files["config/relay-secrets"] = HEADER.format(source="mailorama_relay_auth") + (
         f"relay {user}:{password}\n" if user else "")

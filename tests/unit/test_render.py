@@ -29,10 +29,13 @@ def test_render_is_deterministic_and_complete():
     assert one == two
     expected = {f"config/{n}" for n in ("domains", "virtuals", "credentials", "userbase",
                                         "senders", "aliases", "passwd", "recipients", "smtpd.conf",
-                                        "dovecot.conf", "relay-secrets")} | {"compose.yaml"}
+                                        "dovecot.conf", "relay-secrets",
+                                        "system-recipients")} | {"compose.yaml"}
     assert set(one) == expected
     assert SECRET <= set(one)
     assert "mail.bundy.net" in one["config/smtpd.conf"]
+    assert "\nroot@mail.bundy.net\n" in one["config/system-recipients"]
+    assert "al@mail.bundy.net" not in one["config/system-recipients"]
     assert all(text.endswith("\n") for text in one.values())
 
 
