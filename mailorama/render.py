@@ -90,6 +90,8 @@ def render(config: MailConfig, settings: Settings) -> dict[str, str]:
     """Every rendered file, by path relative to the stack folder."""
     ctx = context(config, settings)
     files = {f"config/{name}": text for name, text in tables(config).items()}
+    files["config/own-senders"] = "# @list\n" + _table(
+        "domains", (f"@{domain}" for domain in config.domains))
     # name@host name: system mail, for the aliases only (not every account name)
     files["config/system-recipients"] = "# @list\n" + _table(
         "aliases", (f"{name}@{settings.hostname}" for name, _ in config.aliases))

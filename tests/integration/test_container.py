@@ -58,6 +58,26 @@ def test_inbound_for_every_target_kind(box, sink):
     assert (box.data / "mail" / "al").stat().st_uid == 1000
 
 
+def test_no_forged_hosted_senders_from_outside(box):
+    """Unauthenticated mail 'from' a hosted address to a hosted one is refused; logged in, fine."""
+    for source in ("127.0.0.1", "127.0.0.2"):
+        with smtp(SMTP, source) as s:
+            s.ehlo("client.test")
+            s.mail("al@bundy.net")
+            code, _ = s.rcpt("peg@bundy.net")
+            assert code == 550, (source, code)
+            s.rset()
+            s.mail("bob@rooney.example")                # a foreign sender is fine
+            assert s.rcpt("peg@bundy.net")[0] == 250
+    send(SUB, message("al@bundy.net", "peg@bundy.net", "al-to-peg"), starttls=True,
+         login=login("al"))
+    assert arrived(IMAP, *login("peg"), "al-to-peg")
+    # a forward inside: al (logged in) to shoes@, which goes to al and out to gary
+    send(SUB, message("al@bundy.net", "shoes@bundy.net", "al-to-shoes"), starttls=True,
+         login=login("al"))
+    assert arrived(IMAP, *login("al"), "al-to-shoes")
+
+
 def test_unknown_recipients_get_550(box):
     # the host name has the aliases (root@, postmaster@...) only, not every account name
     for rcpt in ("nobody@bundy.net", "nobody@mail.bundy.net", "al@mail.bundy.net"):

@@ -30,7 +30,7 @@ def test_render_is_deterministic_and_complete():
     expected = {f"config/{n}" for n in ("domains", "virtuals", "credentials", "userbase",
                                         "senders", "aliases", "passwd", "recipients", "smtpd.conf",
                                         "dovecot.conf", "relay-secrets",
-                                        "system-recipients")} | {"compose.yaml"}
+                                        "system-recipients", "own-senders")} | {"compose.yaml"}
     assert set(one) == expected
     assert SECRET <= set(one)
     assert "mail.bundy.net" in one["config/smtpd.conf"]
