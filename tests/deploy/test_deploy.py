@@ -66,6 +66,21 @@ def test_config_the_container_did_not_apply_is_applied_again(project):
     assert json.loads(project.deploy().stdout)["results"]["totals"]["success"] == 0
 
 
+def test_new_dkim_selectors_go_live_with_their_records(project):
+    before = started_at()
+    new = {"rsa": "rsa2027", "ed25519": "ed2027"}
+    result = project.deploy(mailorama_dkim_selectors=new)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = (project.root / "keys" / "dkim" / "rsa2027.txt").read_text()
+    assert records.startswith("v=DKIM1; k=rsa; p=")
+    again = project.deploy(mailorama_dkim_selectors=new)
+    assert f"DNS TXT rsa2027._domainkey.{{bundy.net,darcy.net,nomaam.org}}: {records.strip()}" \
+        in again.stderr
+    assert "DNS TXT ed2027._domainkey." in again.stderr
+    project.deployed()
+    assert started_at() == before
+
+
 def test_dry_run_shows_changes_and_touches_nothing(project):
     files, before = project.host_state(), started_at()
     original = project.file("virtuals").read_text()
