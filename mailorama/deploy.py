@@ -25,8 +25,8 @@ from pyinfra.operations import apt, server
 from . import config as cfg
 from .facts import Fqdn, MailoramaHost
 from .plan import HomePlan, config_problems, plan_homes
-from .render import (backup_command, image_files, render, render_host, smtp_address,
-                     tls_copy_command, tls_paths)
+from .render import (backup_command, certbot_hook, image_files, render, render_host,
+                     smtp_address, tls_copies, tls_copy_command, tls_paths)
 from .settings import Settings, SettingsError, settings_from
 
 # Compose commands by distribution, for mailorama_install_docker.
@@ -96,8 +96,9 @@ def sync(files: dict[str, tuple[bytes, int]], dirs: dict[str, int], have: dict):
         yield f"chmod {mode:o} {_q(path)}"
     if staging:
         yield f"rm -rf {staging}"
+    uploaded = {path for path, _, _ in uploads}
     for path, (content, mode) in sorted(files.items()):
-        if path not in {u[0] for u in uploads} and have.get(path, (None,))[0] != mode:
+        if path not in uploaded and have.get(path, (None,))[0] != mode:
             yield f"chmod {mode:o} {_q(path)}"
 
 
@@ -109,14 +110,18 @@ def absent(paths: list[str], have: dict):
             yield f"rm -f {_q(path)}"
 
 
+def _with_mode(content: bytes) -> tuple[bytes, int]:
+    """Scripts (#!) executable, everything else 0644."""
+    return content, 0o755 if content.startswith(b"#!") else 0o644
+
+
 def _stack_files(config, settings) -> tuple[dict, dict, dict]:
     """(config files, image files, compose file): absolute path -> (content, mode)."""
     root = settings.root
     rendered = render(config, settings)
     conf = {f"{root}/{rel}": (text.encode(), 0o600) for rel, text in rendered.items()
             if rel.startswith("config/")}
-    image = {f"{root}/{rel}": (content, 0o755 if content.startswith(b"#!") else 0o644)
-             for rel, content in image_files().items()}
+    image = {f"{root}/{rel}": _with_mode(content) for rel, content in image_files().items()}
     compose = {f"{root}/compose.yaml": (rendered["compose.yaml"].encode(), 0o644)}
     return conf, image, compose
 
@@ -165,14 +170,6 @@ def mail_homes(settings: Settings, plan: HomePlan):
                      commands=[f"chown -R {uid}:{uid} {_q(f'{mail}/{name}')}"])
 
 
-def _tls_copies(settings: Settings) -> list[str]:
-    return [f"{settings.root}/keys/tls-user/{name}" for name in ("cert.pem", "key.pem")]
-
-
-def _hook(settings: Settings) -> str:
-    return f"/etc/letsencrypt/renewal-hooks/deploy/{settings.container}"
-
-
 @deploy("Mail-o-Rama: TLS certificate")
 def certificate(settings: Settings, files: dict, hook_wanted: bool) -> list[str]:
     """Copy the user's certificate where the container reads it when it changed (or remove an
@@ -182,11 +179,11 @@ def certificate(settings: Settings, files: dict, hook_wanted: bool) -> list[str]
     if changed:
         server.shell(name="Copy the TLS certificate", commands=[tls_copy_command(settings)])
     elif not tls:
-        copies = _tls_copies(settings)
+        copies = tls_copies(settings)
         absent(name="Remove the copies of an earlier certificate", paths=copies, have=files)
         changed = [p for p in copies if p in files]
     if not hook_wanted:
-        absent(name="Remove the certbot hook", paths=[_hook(settings)], have=files)
+        absent(name="Remove the certbot hook", paths=[certbot_hook(settings)], have=files)
     return changed
 
 
@@ -234,13 +231,12 @@ def mail_server():
     settings = host_settings()
     config = host_config(settings)
     conf, image, compose = _stack_files(config, settings)
-    host_files = {p: (t.encode(), 0o755 if t.startswith("#!") else 0o644)
-                  for p, t in render_host(settings).items()}
+    host_files = {p: _with_mode(t.encode()) for p, t in render_host(settings).items()}
     dirs = _dirs(settings)
     tls = tls_paths(settings)
-    hook = _hook(settings)
+    hook = certbot_hook(settings)
     watched = (set(conf) | set(image) | set(compose) | set(dirs) | set(host_files) | set(tls)
-               | set(_tls_copies(settings)) | {hook, "/usr/sbin/sendmail", "/etc/msmtprc",
+               | set(tls_copies(settings)) | {hook, "/usr/sbin/sendmail", "/etc/msmtprc",
                                     "/etc/mail-o-rama/msmtp-aliases",
                                     "/etc/mail-o-rama/sendmail.ini"})
     have = host.get_fact(MailoramaHost, paths=sorted(watched), root=settings.root,

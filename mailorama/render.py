@@ -39,13 +39,18 @@ def _table(source: str, rows) -> str:
     return HEADER.format(source=source) + "".join(f"{row}\n" for row in rows)
 
 
+def _list(source: str, rows) -> str:
+    """A list table: `# @list` first keeps an empty one a list for OpenSMTPD."""
+    return "# @list\n" + _table(source, rows)
+
+
 def tables(config: MailConfig) -> dict[str, str]:
     """The OpenSMTPD tables and Dovecot's passwd-file, keyed by file name."""
     senders = config.senders()
     return {
         "domains": _table("domains", config.domains),
         "virtuals": _table("virtuals", (f"{a} {', '.join(t)}" for a, t in config.virtuals)),
-        "recipients": "# @list\n" + _table("virtuals", (a for a, _ in config.virtuals)),
+        "recipients": _list("virtuals", (a for a, _ in config.virtuals)),
         "credentials": _table("accounts", (f"{a.name} {a.hash}" for a in config.accounts)),
         "userbase": _table(
             "accounts", (f"{a.name} {a.uid}:{a.uid}:{home(a.name)}" for a in config.accounts)),
@@ -90,10 +95,9 @@ def render(config: MailConfig, settings: Settings) -> dict[str, str]:
     """Every rendered file, by path relative to the stack folder."""
     ctx = context(config, settings)
     files = {f"config/{name}": text for name, text in tables(config).items()}
-    files["config/own-senders"] = "# @list\n" + _table(
-        "domains", (f"@{domain}" for domain in config.domains))
+    files["config/own-senders"] = _list("domains", (f"@{domain}" for domain in config.domains))
     # name@host name: system mail, for the aliases only (not every account name)
-    files["config/system-recipients"] = "# @list\n" + _table(
+    files["config/system-recipients"] = _list(
         "aliases", (f"{name}@{settings.hostname}" for name, _ in config.aliases))
     user, password = settings.relay_auth or (None, None)
     files["config/relay-secrets"] = HEADER.format(source="mailorama_relay_auth") + (
@@ -116,13 +120,21 @@ def backup_command(settings: Settings) -> str:
     return f"docker exec -e BACKUP_RETENTION_DAYS={days} {settings.container} /backup.sh"
 
 
+def tls_copies(settings: Settings) -> list[str]:
+    """Where the container reads the user's certificate and key: copies in the keys folder
+    (a copy, not a mount: a renewed certificate is a new file)."""
+    return [f"{settings.root}/keys/tls-user/{name}" for name in ("cert.pem", "key.pem")]
+
+
 def tls_paths(settings: Settings) -> dict[str, str]:
-    """The user's certificate files on the host -> their copies in the keys folder, which the
-    container reads (a copy, not a mount: a renewed certificate is a new file)."""
+    """The user's certificate files on the host -> their copies."""
     if not settings.tls_cert:
         return {}
-    copies = f"{settings.root}/keys/tls-user"
-    return {settings.tls_cert: f"{copies}/cert.pem", settings.tls_key: f"{copies}/key.pem"}
+    return dict(zip((settings.tls_cert, settings.tls_key), tls_copies(settings)))
+
+
+def certbot_hook(settings: Settings) -> str:
+    return f"/etc/letsencrypt/renewal-hooks/deploy/{settings.container}"
 
 
 def tls_copy_command(settings: Settings) -> str:
@@ -155,7 +167,6 @@ def render_host(settings: Settings) -> dict[str, str]:
         templates |= {"/usr/sbin/sendmail": "usr/sbin/sendmail",
                       "/etc/mail-o-rama/sendmail.ini": "etc/mail-o-rama/sendmail.ini.j2"}
     if (settings.tls_cert or "").startswith("/etc/letsencrypt/"):
-        templates[f"/etc/letsencrypt/renewal-hooks/deploy/{settings.container}"] = \
-            "etc/letsencrypt/renewal-hooks/deploy/container.j2"
+        templates[certbot_hook(settings)] = "etc/letsencrypt/renewal-hooks/deploy/container.j2"
     return {dest: _env.get_template(f"host/{name}").render(ctx)
             for dest, name in sorted(templates.items())}

@@ -88,11 +88,7 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     if isinstance(listen, str):
         listen = [listen]
     for address in listen:
-        try:
-            ipaddress.ip_address(address)
-            if "%" in str(address):
-                raise ValueError
-        except (ValueError, TypeError):
+        if not isinstance(address, str) or not _is_ip(address) or "%" in address:
             errors.append(f"{PREFIX}listen: {address!r} is not an IP address (without a scope)")
     out["listen"] = tuple(sorted(set(map(str, listen))))
 
@@ -152,10 +148,6 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
                           "without spaces, and no ':' in the user")
         else:
             out["relay_auth"] = (user, password)
-    if "relay_tls_verify" in values:
-        if not isinstance(values["relay_tls_verify"], bool):
-            errors.append(f"{PREFIX}relay_tls_verify: must be True or False")
-        out["relay_tls_verify"] = values["relay_tls_verify"] is not False
 
     host_mail = values.get("host_mail", "msmtp")
     if host_mail not in HOST_MAIL:
@@ -171,11 +163,12 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     else:
         out["backup_retention_days"] = retention
 
-    for key in ("install_docker", "allow_renumber"):
+    for key in ("install_docker", "allow_renumber", "relay_tls_verify"):
         if key in values:
             if not isinstance(values[key], bool):
                 errors.append(f"{PREFIX}{key}: must be True or False, got {values[key]!r}")
-            out[key] = values[key] is True
+            else:
+                out[key] = values[key]
     aliases = values.get("host_aliases") or {"default": f"root@{out.get('hostname', 'localhost')}"}
     for user, address in aliases.items():
         if not _USER.fullmatch(str(user)) or normalise_address(str(address)) is None:
