@@ -227,7 +227,8 @@ def host_mail(settings: Settings, have: dict, files: dict):
 @deploy("Mail-o-Rama mail server")
 def mail_server():
     """Validate the config, push the stack, build and start the container, apply changes live,
-    install the host's mail path and the backup cron job."""
+    install the host's mail path and the backup cron job; print a summary per host at the end."""
+    print_summaries()
     settings = host_settings()
     config = host_config(settings)
     conf, image, compose = _stack_files(config, settings)

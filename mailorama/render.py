@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from pathlib import Path
+from importlib import resources
 
 import jinja2
 
 from .config import MailConfig
 from .settings import Settings
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-IMAGE = Path(__file__).resolve().parent.parent / "image"
+# Package data: found wherever the package is installed (a wheel, an editable checkout).
+IMAGE = resources.files("mailorama") / "image"
 HEADER = "# Made by Mail-o-Rama from the files in {source}; edit those, not this.\n"
 # Files holding password hashes: never readable by anyone but root on the host.
 SECRET = frozenset({"config/credentials", "config/passwd", "config/relay-secrets"})
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
+    loader=jinja2.PackageLoader("mailorama", "templates"),
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
@@ -110,8 +110,8 @@ def render(config: MailConfig, settings: Settings) -> dict[str, str]:
 
 def image_files() -> dict[str, bytes]:
     """The image's build context (image/), by path relative to the stack folder."""
-    return {f"image/{p.relative_to(IMAGE)}": p.read_bytes()
-            for p in sorted(IMAGE.rglob("*")) if p.is_file()}
+    return {f"image/{p.name}": p.read_bytes()
+            for p in sorted(IMAGE.iterdir(), key=lambda p: p.name) if p.is_file()}
 
 
 def backup_command(settings: Settings) -> str:

@@ -38,7 +38,7 @@ def build_image(tag: str = IMAGE) -> str:
     """The image from image/ (the build cache keeps re-builds fast)."""
     if sh("docker", "info", check=False).returncode != 0:
         raise RuntimeError("no Docker engine: run tests/rig/up.sh (bash tests/run does)")
-    docker("build", "-q", "--network", "host", "-t", tag, str(REPO / "image"))
+    docker("build", "-q", "--network", "host", "-t", tag, str(REPO / "mailorama" / "image"))
     return tag
 
 
