@@ -45,6 +45,8 @@ PKGS=(
     msmtp                        # submission client (not msmtp-mta: no sendmail on the host)
     openssl ca-certificates curl procps util-linux iproute2 xz-utils
     sudo                         # deploys as a sudoer (the rig's deployer user), not only as root
+    knot                         # authoritative DNS on loopback for mailorama doctor's tests
+    spamassassin                 # offline spam score of a signed message (deliverability test)
 )
 # Debian 13 and later ship compose v2 as "docker-compose"; on 12 that package is compose v1
 # (1.29, what mailorama_install_docker gives Debian 12 hosts: the tests check the compose file
