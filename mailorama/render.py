@@ -13,13 +13,14 @@ from importlib import resources
 import jinja2
 
 from .config import MailConfig
+from .contract import HOSTNAME_FILE, SECRET_CONFIG, SELECTORS_FILE, TABLES, contract_text
 from .settings import Settings
 
 # Package data: found wherever the package is installed (a wheel, an editable checkout).
 IMAGE = resources.files("mailorama") / "image"
 HEADER = "# Made by Mail-o-Rama from the files in {source}; edit those, not this.\n"
-# Files holding password hashes: never readable by anyone but root on the host.
-SECRET = frozenset({"config/credentials", "config/passwd", "config/relay-secrets"})
+# Files holding password hashes or credentials: masked in --diff.
+SECRET = SECRET_CONFIG
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("mailorama", "templates"),
@@ -73,6 +74,7 @@ def context(config: MailConfig, settings: Settings) -> dict:
         "relay_auth": settings.relay_auth is not None,
         "relay_tls_verify": settings.relay_tls_verify,
         "domains": list(config.domains),
+        "tables": TABLES,
         "dkim_selectors": dict(settings.dkim_selectors),
         "container": settings.container,
         "image": settings.image,
@@ -102,6 +104,10 @@ def render(config: MailConfig, settings: Settings) -> dict[str, str]:
     user, password = settings.relay_auth or (None, None)
     files["config/relay-secrets"] = HEADER.format(source="mailorama_relay_auth") + (
         f"relay {user}:{password}\n" if user else "")
+    files["config/contract"] = contract_text()
+    files[f"config/{HOSTNAME_FILE}"] = f"{settings.hostname}\n"
+    files[f"config/{SELECTORS_FILE}"] = "".join(
+        f"{kind} {selector}\n" for kind, selector in settings.dkim_selectors)
     files["config/smtpd.conf"] = _env.get_template("smtpd/smtpd.conf.j2").render(ctx)
     files["config/dovecot.conf"] = _env.get_template("dovecot/dovecot.conf.j2").render(ctx)
     files["compose.yaml"] = _env.get_template("compose/compose.yaml.j2").render(ctx)

@@ -16,9 +16,18 @@ else
   f=$(ls -1 "$DEST/$acct"/*.tar.gz 2>/dev/null | sort | tail -n1 || true)
 fi
 [ -n "$f" ] && [ -f "$f" ] || { echo "no backup for $acct${date:+ on $date} in $DEST/$acct" >&2; exit 1; }
+# A corrupt or truncated archive is refused before anything is written.
+if ! err=$(gzip -t "$f" 2>&1 && tar -tzf "$f" >/dev/null 2>&1); then
+  echo "$f is damaged (${err:-tar cannot read it}); nothing restored" >&2
+  exit 1
+fi
 install -d -o "$uid" -g "$gid" -m 0700 "$home"
-tar -C "$home" --no-same-owner --keep-old-files --exclude='dovecot*' -xzf "$f" Maildir 2>/dev/null \
-  || [ $? -eq 2 ]   # 2: some messages are still there (kept as they are)
+# --skip-old-files: messages that are still there stay as they are (exit 0); any other
+# error (a full disk, an unreadable archive) fails loudly.
+if ! err=$(tar -C "$home" --no-same-owner --skip-old-files --exclude='dovecot*' -xzf "$f" Maildir 2>&1); then
+  echo "restoring $f failed: $err" >&2
+  exit 1
+fi
 chown -R "$uid:$gid" "$home/Maildir"
 doveadm force-resync -u "$acct" '*'
 echo "restored $f into $home/Maildir"

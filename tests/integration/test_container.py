@@ -325,6 +325,13 @@ def test_backup_and_restore_round_trip(box):
     restored = subjects(IMAP, *login("bud"))
     assert sorted(s for s in restored if s.startswith("keep-me")) == [f"keep-me-{i}" for i in range(3)]
     assert (box.data / "mail" / "bud" / "Maildir").stat().st_uid == 1003
+    # a truncated or corrupt archive is refused loudly, and nothing is written
+    good = (backups / f"{today}.tar.gz").read_bytes()
+    for name, content in (("2001-01-01", good[: len(good) // 2]), ("2001-01-02", b"\x1f\x8bjunk")):
+        (backups / f"{name}.tar.gz").write_bytes(content)
+        result = box.exec("/restore.sh", "bud", name, check=False)
+        assert result.returncode == 1, result
+        assert b"damaged" in result.stderr and b"nothing restored" in result.stderr
 
 
 def test_bad_config_stops_the_container_with_the_reason(image, tmp_path):
