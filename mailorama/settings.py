@@ -1,8 +1,15 @@
-"""The deploy's settings: pyinfra host data keys `mailorama_*`, validated into one frozen Settings."""
+"""The deploy's settings: pyinfra host data keys `mailorama_*`, validated into one frozen Settings.
+
+Every value is checked for its type and form before anything uses it: a wrong setting gives one
+line `mailorama_key: what it expects, got what`, all of them at once, never a traceback. Values
+that become host paths or names in the compose file and shell commands are held to safe
+characters.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
@@ -18,6 +25,12 @@ _CONTAINER = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9_./-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _USER = re.compile(r"[a-z_][a-z0-9_.-]*")
+# A host path written into compose.yaml, cron and shell lines: no quotes, spaces, newlines,
+# ':' (compose's volume separator) or shell/YAML specials, so no quoting can go wrong.
+_PATH_PART = re.compile(r"[A-Za-z0-9_.+@=-]+")
+_SIZE = re.compile(r"([1-9][0-9]*)([kmg])")
+_UNIT = {"k": 1 / 1024, "m": 1, "g": 1024}
+MIN_MEMORY_MIB = 128
 
 
 def _is_ip(text: str) -> bool:
@@ -53,6 +66,9 @@ class Settings:
     host_aliases: tuple[tuple[str, str], ...] = ()
     allow_renumber: bool = False
     dkim_selectors: tuple[tuple[str, str], ...] = (("rsa", "rsa"), ("ed25519", "ed25519"))
+    memory_limit: str = "256m"      # the container's memory limit (Docker size, like 256m)
+    log_max_size: str = "10m"       # Docker's json-file log: size of one file
+    log_max_files: int = 3          # ... and how many files are kept
 
     @property
     def port(self) -> dict[str, int]:
@@ -63,22 +79,53 @@ class Settings:
         return bool(self.listen) and all(ipaddress.ip_address(a).is_loopback for a in self.listen)
 
 
-def _abs_path(key, value, errors):
+def _host_path(key: str, value, errors: list[str]):
+    """`value` as an absolute host path of safe characters (trailing '/' dropped), or None."""
     if not isinstance(value, str) or not value.startswith("/") or value.rstrip("/") == "":
         errors.append(f"{PREFIX}{key}: must be an absolute path other than '/', got {value!r}")
-        return value
+        return None
+    parts = value.rstrip("/").split("/")[1:]
+    if not all(_PATH_PART.fullmatch(p) and p not in (".", "..") for p in parts):
+        errors.append(f"{PREFIX}{key}: {value!r} is not a plain absolute path; use only letters, "
+                      "digits and . _ - + @ = between single '/' (no spaces, quotes, ':', '..')")
+        return None
     return value.rstrip("/")
+
+
+def _size(key: str, value, errors: list[str], minimum_mib: float = 0):
+    """A Docker size like '256m' (k, m or g), lower-cased, or None."""
+    match = _SIZE.fullmatch(value.strip().lower()) if isinstance(value, str) else None
+    if not match or int(match[1]) * _UNIT[match[2]] < minimum_mib:
+        least = f" of at least {minimum_mib}m" if minimum_mib else ""
+        errors.append(f"{PREFIX}{key}: must be a size{least} like '256m' or '1g' (k, m or g), "
+                      f"got {value!r}")
+        return None
+    return match[0]
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _dict(key: str, value, example: str, errors: list[str]) -> Mapping | None:
+    if not isinstance(value, Mapping):
+        errors.append(f"{PREFIX}{key}: must be a dict like {example}, got {value!r}")
+        return None
+    return value
 
 
 def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     """Settings from host data (the `mailorama_*` keys of `data`); reports all errors at once."""
-    values = {k[len(PREFIX):]: v for k, v in data.items() if k.startswith(PREFIX)}
+    values = {k[len(PREFIX):]: v for k, v in data.items()
+              if isinstance(k, str) and k.startswith(PREFIX)}
     known = {f.name for f in fields(Settings)}
     errors: list[str] = []
     out: dict[str, Any] = {}
 
-    hostname = values.get("hostname") or fqdn
-    if not hostname or normalise_domain(hostname) is None:
+    hostname = values.get("hostname")
+    if hostname in (None, ""):
+        hostname = fqdn
+    if not isinstance(hostname, str) or normalise_domain(hostname) is None:
         errors.append(f"{PREFIX}hostname: must be a fully qualified host name like "
                       f"mail.example.org, got {hostname!r}")
     else:
@@ -87,20 +134,21 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     listen = values.get("listen") or ()
     if isinstance(listen, str):
         listen = [listen]
+    if not isinstance(listen, (list, tuple, set, frozenset)):
+        errors.append(f"{PREFIX}listen: must be a list of IP addresses like ['127.0.0.1'], "
+                      f"got {listen!r}")
+        listen = ()
     for address in listen:
         if not isinstance(address, str) or not _is_ip(address) or "%" in address:
             errors.append(f"{PREFIX}listen: {address!r} is not an IP address (without a scope)")
-    out["listen"] = tuple(sorted(set(map(str, listen))))
+    out["listen"] = tuple(sorted({a for a in listen if isinstance(a, str)}))
 
     ports = dict(DEFAULT_PORTS)
-    given = values.get("ports") or {}
-    if not isinstance(given, Mapping):
-        errors.append(f"{PREFIX}ports: must be a dict like {DEFAULT_PORTS}")
-        given = {}
+    given = _dict("ports", values.get("ports") or {}, str(DEFAULT_PORTS), errors) or {}
     for name, port in given.items():
         if name not in DEFAULT_PORTS:
             errors.append(f"{PREFIX}ports: unknown service {name!r}; use {', '.join(DEFAULT_PORTS)}")
-        elif isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        elif not _whole(port) or not 1 <= port <= 65535:
             errors.append(f"{PREFIX}ports: {name} must be a port number 1-65535, got {port!r}")
         else:
             ports[name] = port
@@ -110,12 +158,13 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
 
     for key in ("root", "data"):
         if key in values:
-            out[key] = _abs_path(key, values[key], errors)
+            out[key] = _host_path(key, values[key], errors)
     for key in ("tls_cert", "tls_key"):
         if values.get(key):
-            out[key] = _abs_path(key, values[key], errors)
-    if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
-        errors.append(f"{PREFIX}tls_cert and {PREFIX}tls_key: give both or neither")
+            out[key] = _host_path(key, values[key], errors)
+    for key, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+        if values.get(key) and not values.get(other):
+            errors.append(f"{PREFIX}{key}: needs {PREFIX}{other} too; give both or neither")
 
     container = values.get("container", "mail-o-rama")
     if not isinstance(container, str) or not _CONTAINER.fullmatch(container):
@@ -123,19 +172,19 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
                       "letters, digits, '-', '_' and '.', starting with a letter or digit")
     out["container"] = container
     image = values.get("image") or f"{container}:latest"
-    if not isinstance(image, str) or not _IMAGE.fullmatch(image):
+    if values.get("image") and (not isinstance(image, str) or not _IMAGE.fullmatch(image)):
         errors.append(f"{PREFIX}image: {image!r} is not a valid image name like "
                       "mail-o-rama:latest")
     out["image"] = image
 
     relay = values.get("relay_host")
     if relay:
-        host, _, port = str(relay).rpartition(":")
+        host, _, port = relay.rpartition(":") if isinstance(relay, str) else ("", "", "")
         if (not (normalise_domain(host) or _is_ip(host.strip("[]"))) or not port.isdigit()
-                or not 1 <= int(port) <= 65535):
+                or not port.isascii() or not 1 <= int(port) <= 65535):
             errors.append(f"{PREFIX}relay_host: expected 'host:port' like smtp.example.org:587, "
                           f"got {relay!r}")
-        out["relay_host"] = str(relay)
+        out["relay_host"] = relay
     auth = values.get("relay_auth")
     if auth:
         user, password = (auth.get("user"), auth.get("password")) if isinstance(auth, Mapping) \
@@ -150,14 +199,14 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
             out["relay_auth"] = (user, password)
 
     host_mail = values.get("host_mail", "msmtp")
-    if host_mail not in HOST_MAIL:
+    if not isinstance(host_mail, str) or host_mail not in HOST_MAIL:
         errors.append(f"{PREFIX}host_mail: must be one of {', '.join(HOST_MAIL)}, got {host_mail!r}")
     out["host_mail"] = host_mail
 
     retention = values.get("backup_retention_days", 14)
-    if retention in (None, ""):
+    if retention is None or retention == "":
         out["backup_retention_days"] = None
-    elif isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
+    elif not _whole(retention) or retention < 1:
         errors.append(f"{PREFIX}backup_retention_days: must be a whole number of days >= 1, or "
                       f"empty to keep all; got {retention!r}")
     else:
@@ -169,24 +218,46 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
                 errors.append(f"{PREFIX}{key}: must be True or False, got {values[key]!r}")
             else:
                 out[key] = values[key]
-    aliases = values.get("host_aliases") or {"default": f"root@{out.get('hostname', 'localhost')}"}
+
+    aliases = values.get("host_aliases") or (
+        {"default": f"root@{out['hostname']}"} if "hostname" in out else {})
+    aliases = _dict("host_aliases", aliases, "{'default': 'root@mail.example.org'}", errors) or {}
     for user, address in aliases.items():
-        if not _USER.fullmatch(str(user)) or normalise_address(str(address)) is None:
+        if (not isinstance(user, str) or not _USER.fullmatch(user) or not isinstance(address, str)
+                or normalise_address(address) is None):
             errors.append(f"{PREFIX}host_aliases: {user!r}: {address!r} is not 'host user': "
                           "'mail address'")
     out["host_aliases"] = tuple(sorted((str(k), str(v)) for k, v in aliases.items()))
+
     selectors = values.get("dkim_selectors") or {"rsa": "rsa", "ed25519": "ed25519"}
-    if set(selectors) != {"rsa", "ed25519"}:
+    selectors = _dict("dkim_selectors", selectors, "{'rsa': 'rsa', 'ed25519': 'ed25519'}",
+                      errors) or {}
+    if selectors and set(selectors) != {"rsa", "ed25519"}:
         errors.append(f"{PREFIX}dkim_selectors: needs exactly the keys 'rsa' and 'ed25519'")
     for selector in selectors.values():
         if not isinstance(selector, str) or not _LABEL.fullmatch(selector):
             errors.append(f"{PREFIX}dkim_selectors: {selector!r} is not a DNS label "
                           "(letters, digits, '-')")
-    if len(set(selectors.values())) != len(selectors):
+    if len({str(s) for s in selectors.values()}) != len(selectors):
         errors.append(f"{PREFIX}dkim_selectors: the two keys need two selectors")
-    out["dkim_selectors"] = tuple(sorted(selectors.items()))
+    out["dkim_selectors"] = tuple(sorted((str(k), str(v)) for k, v in selectors.items()))
+
     if "config_dir" in values:
-        out["config_dir"] = str(values["config_dir"])
+        folder = values["config_dir"]
+        if not isinstance(folder, (str, os.PathLike)) or not str(folder) or "\0" in str(folder):
+            errors.append(f"{PREFIX}config_dir: must be a folder path (relative to the deploy's "
+                          f"folder, or absolute), got {folder!r}")
+        out["config_dir"] = str(folder)
+
+    if "memory_limit" in values:
+        out["memory_limit"] = _size("memory_limit", values["memory_limit"], errors, MIN_MEMORY_MIB)
+    if "log_max_size" in values:
+        out["log_max_size"] = _size("log_max_size", values["log_max_size"], errors)
+    if "log_max_files" in values:
+        files = values["log_max_files"]
+        if not _whole(files) or not 1 <= files <= 100:
+            errors.append(f"{PREFIX}log_max_files: must be a whole number 1-100, got {files!r}")
+        out["log_max_files"] = files
 
     for key in sorted(set(values) - known):
         errors.append(f"{PREFIX}{key}: unknown setting (typo?); known: {', '.join(sorted(known))}")
