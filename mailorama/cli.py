@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting without its mailorama_ prefix, e.g. ports={'smtp':2525}")
     p.set_defaults(func=cmd_render)
+    from .init import add_parser as add_init
+    add_init(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,0 +1,2 @@
+from mailorama.deploy import mail_server
+mail_server()

@@ -1,0 +1,65 @@
+"""Mail-o-Rama's settings, each with its default. Change them here (all hosts), per host (its
+data in inventory.py), per group (group_data/<group>.py), or once on the command line:
+pyinfra inventory.py deploy.py --data mailorama_host_mail=shim"""
+
+# Folder with accounts, domains, virtuals, aliases; relative to the deploy's folder, or absolute.
+mailorama_config_dir = "mail"
+
+# Name in the SMTP banner, HELO and the self-signed certificate. None: the host's FQDN.
+mailorama_hostname = None
+
+# Addresses the services bind to. Empty: all addresses.
+mailorama_listen = []
+
+# Ports of the services (all of them need not be open in a firewall: submission/imaps suffice).
+mailorama_ports = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
+
+# Stack folder on the host: compose file, config, DKIM keys, TLS, image build context.
+mailorama_root = "/opt/mail-o-rama"
+
+# Mail, queue and backups on the host.
+mailorama_data = "/srv/mail-o-rama"
+
+# Container and compose project name.
+mailorama_container = "mail-o-rama"
+
+# The image the deploy builds on the host. None: <container>:latest.
+mailorama_image = None
+
+# The container's memory limit (a Docker size: k, m or g; at least 128m).
+mailorama_memory_limit = "256m"
+
+# The container's log (Docker's json-file driver): size of one file, and how many are kept.
+mailorama_log_max_size = "10m"
+mailorama_log_max_files = 3
+
+# An existing certificate on the host, e.g. Let's Encrypt's live files. None: self-signed.
+mailorama_tls_cert = None
+mailorama_tls_key = None
+
+# Smarthost for outgoing mail, "host:port". None: deliver straight to the recipients' MX.
+mailorama_relay_host = None
+# Its login, {"user": ..., "password": ...} (then TLS is required), e.g. from the environment:
+# {"user": "me@example.org", "password": os.environ["MAILORAMA_RELAY_PASSWORD"]}.
+mailorama_relay_auth = None
+# Check the smarthost's certificate (turn off only for a smarthost you reach privately).
+mailorama_relay_tls_verify = True
+
+# The host's own sendmail: "msmtp" (msmtp-mta into the container's SMTP port on loopback),
+# "shim" (/usr/sbin/sendmail runs `docker exec -i <container> sendmail`), or "none".
+mailorama_host_mail = "msmtp"
+
+# Host user -> address, for msmtp's aliases file. None: {"default": "root@<hostname>"}.
+mailorama_host_aliases = None
+
+# Daily backups older than this many days are deleted. None: keep all.
+mailorama_backup_retention_days = 14
+
+# Install Docker engine and compose from the host's distribution (Debian 12/13, Ubuntu 24.04).
+mailorama_install_docker = False
+
+# Allow renaming or renumbering accounts that have mail: the deploy then moves/re-owns the mail.
+mailorama_allow_renumber = False
+
+# DKIM selectors of the two keys (DNS names <selector>._domainkey.<domain>).
+mailorama_dkim_selectors = {"rsa": "rsa", "ed25519": "ed25519"}
