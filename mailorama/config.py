@@ -262,61 +262,141 @@ def _parse_aliases(lines: list[_Line], errors: list[str]) -> dict[str, tuple[_Li
     return aliases
 
 
+# OpenSMTPD 7.6 refuses an expansion node at depth EXPAND_DEPTH (lka_session.c): the recipient
+# is depth 0, so a final target may sit at most 9 expansions below it. Rendering flattens every
+# chain, so the server never walks one; the bound keeps the files meaning what they would mean to
+# OpenSMTPD itself, and keeps error messages short.
+EXPAND_DEPTH = 10
+# OpenSMTPD parses one table value (an address's targets) in a LINE_MAX buffer (expand.c,
+# expand_line): a longer value makes every lookup of that address fail (424, never delivered).
+LINE_MAX = 2048
+
+
 class _Resolver:
-    """Expands names (accounts, hosted addresses, aliases) to accounts and external addresses."""
+    """Expands names (accounts, hosted addresses, aliases) to accounts and external addresses.
+
+    Iterative (no recursion, whatever the depth) and linear in the size of the files: each line's
+    targets are read once, each name's result is built once with in-place unions.
+    """
 
     def __init__(self, accounts, domains, virtuals, aliases, errors):
         self.accounts, self.domains = accounts, domains
         self.tables = {"virtuals": virtuals, "aliases": aliases}
         self.errors = errors
-        self.done: dict[tuple[str, str], frozenset[str]] = {}
+        self.edges: dict[tuple[str, str], tuple[set[str], list[tuple[str, str]]]] = {}
+        self.result: dict[tuple[str, str], frozenset[str]] = {}
+        self.depth: dict[tuple[str, str], int] = {}
 
-    def target(self, line: _Line, raw: str, table: str, path: list[str]) -> frozenset[str]:
-        """What one target of `line` (in `table`) delivers to; reports what is wrong with it."""
+    def target(self, line: _Line, raw: str, table: str):
+        """One target of `line` (in `table`): a final target (str), a nested name
+        ((table, key)), or None after reporting what is wrong with it."""
         if raw.startswith(("|", "/", ":include:")):
             self.errors.append(f"{line.where()}: target '{raw}' is a pipe or a file; Mail-o-Rama "
                                "delivers only to accounts and addresses")
-            return frozenset()
+            return None
         if " " in raw:
             self.errors.append(f"{line.where()}: target '{raw}' has a space in it; separate "
                                "targets with commas ('al, peg')")
-            return frozenset()
+            return None
         value = raw.lower()
         if "@" not in value:
             if value in self.accounts:
-                return frozenset([value])
+                return value
             if table == "aliases" and value in self.tables["aliases"]:
-                return self.expand("aliases", value, path)
+                return ("aliases", value)
             kinds = "an account, an alias" if table == "aliases" else "an account"
             self.errors.append(f"{line.where()}: target '{raw}' is neither {kinds}, a hosted "
                                "address nor an external address; fix the name or add it")
-            return frozenset()
+            return None
         address = normalise_address(value)
         if address is None:
             self.errors.append(f"{line.where()}: target '{raw}' is not a valid mail address")
-            return frozenset()
+            return None
         if address.split("@")[1] not in self.domains:
-            return frozenset([address])
+            return address
         if address in self.tables["virtuals"]:
-            return self.expand("virtuals", address, path)
+            return ("virtuals", address)
         self.errors.append(f"{line.where()}: target '{address}' is in a hosted domain but no "
                            "line of virtuals defines it; add it to virtuals or fix the address")
-        return frozenset()
+        return None
 
-    def expand(self, table: str, key: str, path: list[str]) -> frozenset[str]:
-        if (table, key) in self.done:
-            return self.done[(table, key)]
-        line, targets = self.tables[table][key]
-        if key in path:
-            cycle = " -> ".join(path[path.index(key):] + [key])
-            self.errors.append(f"{line.where()}: '{key}' delivers to itself ({cycle}); break the "
-                               "cycle")
-            return frozenset()
-        result: frozenset[str] = frozenset()
-        for raw in targets:
-            result |= self.target(line, raw, table, path + [key])
-        self.done[(table, key)] = result
-        return result
+    def _edges(self, node: tuple[str, str]):
+        """(final targets, nested names) of one name's line, read once."""
+        if node not in self.edges:
+            table, key = node
+            line, targets = self.tables[table][key]
+            finals: set[str] = set()
+            nested: list[tuple[str, str]] = []
+            for raw in targets:
+                found = self.target(line, raw, table)
+                if isinstance(found, tuple):
+                    nested.append(found)
+                elif found:
+                    finals.add(found)
+            self.edges[node] = (finals, list(dict.fromkeys(nested)))
+        return self.edges[node]
+
+    def _finish(self, node: tuple[str, str]):
+        finals, nested = self._edges(node)
+        done = [n for n in nested if n in self.result]      # a cycle's back edge adds nothing
+        out = set(finals)
+        for child in done:
+            out.update(self.result[child])
+        self.result[node] = frozenset(out)
+        self.depth[node] = 1 + max((self.depth[c] for c in done), default=0)
+
+    def expand(self, start: tuple[str, str]) -> frozenset[str]:
+        """Every account and external address `start` finally delivers to (depth-first, with
+        an explicit stack); reports each cycle met on the way."""
+        if start in self.result:
+            return self.result[start]
+        path = [start]
+        position = {start: 0}
+        stack = [iter(self._edges(start)[1])]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                node = path.pop()
+                del position[node]
+                stack.pop()
+                self._finish(node)
+            elif child in position:
+                names = [key for _, key in path[position[child]:]] + [child[1]]
+                line = self.tables[child[0]][child[1]][0]
+                self.errors.append(f"{line.where()}: '{child[1]}' delivers to itself "
+                                   f"({' -> '.join(names)}); break the cycle")
+            elif child not in self.result:
+                position[child] = len(path)
+                path.append(child)
+                stack.append(iter(self._edges(child)[1]))
+        return self.result[start]
+
+    def check_limits(self):
+        """What OpenSMTPD could not expand: too deep a nesting (reported at the outermost name
+        only) and too long a list of final targets."""
+        limit = EXPAND_DEPTH - 1
+        # An alias is itself one expansion below its recipient (root@host -> root -> targets).
+        levels = {n: d + (n[0] == "aliases") for n, d in self.depth.items()}
+        too_deep = {n for n, level in levels.items() if level > limit}
+        inner = {c for n in too_deep for c in self.edges[n][1]}
+        for node in too_deep - inner:
+            table, key = node
+            line = self.tables[table][key][0]
+            via = max(self.edges[node][1], key=lambda c: self.depth.get(c, 0))[1]
+            self.errors.append(
+                f"{line.where()}: '{key}' reaches its final targets {levels[node]} expansions "
+                f"deep (via '{via}'); OpenSMTPD expands at most {limit} (EXPAND_DEPTH): point "
+                "it at the final addresses or accounts instead")
+        for node, targets in self.result.items():
+            size = len(", ".join(targets))
+            if size >= LINE_MAX:
+                table, key = node
+                line = self.tables[table][key][0]
+                self.errors.append(
+                    f"{line.where()}: '{key}' delivers to {len(targets)} targets ({size} "
+                    f"characters once nesting is flattened); OpenSMTPD reads at most "
+                    f"{LINE_MAX - 1} characters of targets for one name: use a mailing-list "
+                    "manager for lists this long")
 
 
 def parse(texts: dict[str, str]) -> MailConfig:
@@ -338,8 +418,9 @@ def parse(texts: dict[str, str]) -> MailConfig:
                           "would be ambiguous: rename the alias or drop it")
 
     resolver = _Resolver(accounts, domains, virtuals, aliases, errors)
-    resolved_virtuals = {a: resolver.expand("virtuals", a, []) for a in virtuals}
-    resolved_aliases = {n: resolver.expand("aliases", n, []) for n in aliases}
+    resolved_virtuals = {a: resolver.expand(("virtuals", a)) for a in virtuals}
+    resolved_aliases = {n: resolver.expand(("aliases", n)) for n in aliases}
+    resolver.check_limits()
     # Report each problem once, in file order, however many paths reach it.
     errors = list(dict.fromkeys(errors))
     if errors:
