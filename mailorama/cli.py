@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_render)
     from .init import add_parser as add_init
     add_init(sub)
+    from .hosts import add_commands
+    add_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
