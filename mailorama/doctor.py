@@ -128,7 +128,7 @@ def _spf_eval(record, domain, ip, lookup, budget) -> str:
 
 def _spf_cidr(mech, arg, version):
     """(mechanism, domain, prefix length for `version`) of a/mx terms like a:x/24//64 or mx/24."""
-    if mech not in ("a", "mx"):
+    if mech.split("/")[0] not in ("a", "mx"):
         return mech, arg, None
     text = arg
     if "/" in mech:
@@ -317,7 +317,7 @@ def check_certificate(der: bytes, hostname: str, now: datetime.datetime, ports: 
                           f"{end:%Y-%m-%d}: not valid now", "renew it (certbot renew); " + fix))
     elif left < datetime.timedelta(days=days):
         out.append(Result(f"{label}: dates", WRONG, REQUIRED, f"expires {end:%Y-%m-%d %H:%M} "
-                          f"UTC, in {left.days} days (less than {days})",
+                          f"UTC, in {round(left.total_seconds() / 86400)} days (less than {days})",
                           "renew it now (certbot renew), or " + fix))
     else:
         out.append(Result(f"{label}: dates", OK, REQUIRED, f"valid until {end:%Y-%m-%d} "
