@@ -1,22 +1,15 @@
-"""Where Mail-o-Rama goes. By default this machine (@local), serving the example on loopback.
+"""Where Mail-o-Rama goes: pyinfra's inventory. The example: this machine (@local), serving the
+example config on loopback only (its passwords are published).
 
-Deploy to your own servers by listing them (pyinfra connects over SSH as root or with --sudo):
+Your own hosts go here with their SSH user and settings (`mailorama init` writes such a file):
 
-    mail = [("mail.example.org", {"ssh_user": "root"})]
+    mail = [("mail.example.org", {"ssh_user": "root", "mailorama_hostname": "mail.example.org"})]
 
-or give hosts on the command line: `MAILORAMA_HOSTS=mail.example.org pyinfra inventory.py deploy.py`.
-Per-host settings go in the host's data dict or in group_data/<group>.py.
+or on the command line: `pyinfra mail.example.org deploy.py --user root`. Settings for every
+host are in group_data/all.py; per group in group_data/<group>.py.
 """
 
-import os
-
-_hosts = [h for h in os.environ.get("MAILORAMA_HOSTS", "").split(",") if h]
-
-if _hosts:
-    mail = _hosts
-else:
-    # The example: published passwords, so it listens on loopback only.
-    mail = [("@local", {
-        "mailorama_hostname": "mail.bundy.net",
-        "mailorama_listen": ["127.0.0.1"],
-    })]
+mail = [("@local", {
+    "mailorama_hostname": "mail.bundy.net",
+    "mailorama_listen": ["127.0.0.1"],
+})]
