@@ -65,8 +65,7 @@ def defaults(answers: dict) -> dict:
         out["hostname"] = f"mail.{domain}"
     if not out.get("host") and out.get("hostname"):
         out["host"] = out["hostname"]
-    out.setdefault("ssh_user", "root")
-    out["ssh_user"] = out["ssh_user"] or "root"
+    out["ssh_user"] = out.get("ssh_user") or "root"
     return out
 
 
@@ -167,14 +166,14 @@ def add_parser(sub) -> None:
 def _ask(answers: dict) -> dict:
     """Ask for every missing answer on the terminal, again until it is valid."""
     for key, _, question in QUESTIONS:
-        while True:
+        while not answers.get(key):
             suggested = defaults(answers).get(key)
             hint = f" [{suggested}]" if suggested else ""
             answers[key] = input(f"{question}{hint}: ").strip() or suggested
             error = problem(key, answers[key])
-            if not error:
-                break
-            print(error, file=sys.stderr)
+            if error:
+                print(error, file=sys.stderr)
+                answers[key] = None
     return answers
 
 
@@ -182,9 +181,13 @@ def _password(args) -> str:
     from .cli import _read_password
 
     if args.password_file:
-        stream = sys.stdin if args.password_file == "-" else open(args.password_file)
-        with stream:
-            password = stream.readline().rstrip("\r\n")
+        try:
+            stream = sys.stdin if args.password_file == "-" else open(args.password_file)
+            with stream:
+                password = stream.readline().rstrip("\r\n")
+        except OSError as e:
+            raise SystemExit(f"mailorama init: --password-file: {e.strerror}: "
+                             f"{args.password_file}") from None
         if not password:
             raise SystemExit(f"mailorama init: no password in {args.password_file}")
         return password
@@ -196,7 +199,11 @@ def run(args) -> int:
 
     answers = {key: getattr(args, key) for key, _, _ in QUESTIONS}
     if sys.stdin.isatty() and not all(answers.values()):
-        answers = _ask(answers)
+        try:
+            answers = _ask(answers)
+        except (EOFError, KeyboardInterrupt):
+            print("\nmailorama init: stopped; nothing written", file=sys.stderr)
+            return 1
     answers = defaults(answers)
     errors = problems(answers)
     target = Path(args.dir)

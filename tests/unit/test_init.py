@@ -4,7 +4,12 @@ writes."""
 
 from __future__ import annotations
 
+import os
+import pty
 import runpy
+import select
+import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -139,3 +144,48 @@ def test_the_ci_example_is_what_init_writes():
         "examples/deploy-workflow.yml differs from the init template; render it again with "
         "mailorama.init.files(mailorama.init.defaults({'domain': 'example.org', "
         "'account': 'me'}))")
+
+
+def test_asks_on_a_terminal_and_again_after_a_bad_answer(tmp_path):
+    """A real terminal (a pty): the questions with their defaults, the password twice."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "mailorama.cli", "init",
+                                  str(tmp_path / "repo")])
+    seen, transcript = b"", b""
+
+    def answer(prompt: str, text: str):
+        nonlocal seen, transcript
+        deadline = time.monotonic() + 30
+        while prompt.encode() not in seen:
+            assert time.monotonic() < deadline, transcript.decode(errors="replace")
+            if select.select([fd], [], [], 1)[0]:
+                chunk = os.read(fd, 4096)
+                seen, transcript = seen + chunk, transcript + chunk
+        seen = seen.split(prompt.encode(), 1)[1]
+        os.write(fd, text.encode() + b"\n")
+
+    answer("First mail domain (like example.org): ", "example.org")
+    answer("host name [mail.example.org]: ", "")
+    answer("SSH address (name or IP) [mail.example.org]: ", "")
+    answer("SSH user (root, or a sudoer) [root]: ", "")
+    answer("First account (login name): ", "Bad Name")
+    answer("First account (login name): ", "me")
+    answer("Password: ", PASSWORD)
+    answer("Again: ", PASSWORD)
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:        # the child closed the terminal
+            break
+        if not chunk:
+            break
+        transcript += chunk
+    assert os.waitpid(pid, 0)[1] == 0, transcript.decode(errors="replace")
+    assert b"--account: 'Bad Name' is not valid" in transcript
+    assert PASSWORD.encode() not in transcript              # never echoed
+    inventory = runpy.run_path(str(tmp_path / "repo" / "inventory.py"))
+    assert inventory["mail"] == [("mail.example.org", {
+        "ssh_user": "root", "mailorama_hostname": "mail.example.org"})]
+    account, = cfg.load(tmp_path / "repo" / "mail").accounts
+    assert account.name == "me" and sha512_crypt.verify(PASSWORD, account.hash)
