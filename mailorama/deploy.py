@@ -16,27 +16,26 @@ import uuid
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
-from pyinfra import host, state
+from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, deploy, operation
 from pyinfra.api.exceptions import DeployError
-from pyinfra.api.state import BaseStateCallback
+from pyinfra.api.state import BaseStateCallback, StateStage
+from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, server
+from pyinfra.operations.util.files import generate_color_diff
 
 from . import config as cfg
-from .facts import Fqdn, MailoramaHost
+from .decide import (HOST_MAIL_FILES, DockerPlan, HostMailPlan, StackPlan, Step, Summary,
+                     docker_plan, host_mail_plan, port_conflicts, stack_plan, summary_lines)
+from .facts import SENDMAIL, Fqdn, HostState, MailoramaHost
 from .plan import HomePlan, config_problems, plan_homes
-from .render import (backup_command, certbot_hook, image_files, render, render_host,
-                     smtp_address, tls_copies, tls_copy_command, tls_paths)
+from .render import (backup_command, certbot_hook, dkim_files, image_files, masked,
+                     new_dkim_keys, render, render_host, smtp_address, tls_copies,
+                     tls_copy_command, tls_paths)
 from .settings import Settings, SettingsError, settings_from
 
-# Compose commands by distribution, for mailorama_install_docker.
-DOCKER_PACKAGES = {
-    ("debian", "12"): (["docker.io", "docker-compose"], "docker-compose"),
-    ("debian", "13"): (["docker.io", "docker-compose"], "docker compose"),
-    ("ubuntu", "24.04"): (["docker.io", "docker-compose-v2"], "docker compose"),
-}
 _configs: dict[Path, cfg.MailConfig] = {}
-_summaries: dict[str, list[str]] = {}
+_summaries: dict[str, Summary] = {}
 
 
 def _q(path) -> str:
@@ -46,19 +45,32 @@ def _q(path) -> str:
 def host_settings() -> Settings:
     """This host's validated settings; DeployError naming every bad key."""
     data = host.data.dict()
+    unsupported = [flag for flag, on in (
+        ("--su-user/_su_user", state.config.SU_USER or data.get("_su_user")),
+        ("--doas/_doas", state.config.DOAS or data.get("_doas")),
+        ("--dzdo/_dzdo", state.config.DZDO or data.get("_dzdo"))) if on]
+    if unsupported:
+        raise DeployError(f"{host.name}: {', '.join(unsupported)} is not supported (uploads of "
+                          "password hashes and keys must stay private): log in as root, or use "
+                          "--sudo; nothing was deployed")
     fqdn = None if data.get("mailorama_hostname") else host.get_fact(Fqdn)
     try:
         return settings_from(data, fqdn=fqdn)
     except SettingsError as e:
-        raise DeployError(f"settings of {host.name}:\n" + "\n".join(e.errors)) from None
+        raise DeployError(f"settings of {host.name} (nothing was deployed):\n"
+                          + "\n".join(e.errors)) from None
+
+
+def deploy_folder() -> Path:
+    """The folder of deploy.py (relative settings paths start there), else the current one."""
+    running = state.current_exec_filename
+    base = Path(running).parent if running else Path(".")
+    return (Path(state.cwd or ".") / base).resolve()
 
 
 def host_config(settings: Settings) -> cfg.MailConfig:
     """The validated mail config for this host (each folder parsed once per run)."""
-    folder = Path(settings.config_dir)
-    if not folder.is_absolute():
-        folder = Path(state.cwd or ".") / folder
-    folder = folder.resolve()
+    folder = (deploy_folder() / settings.config_dir).resolve()
     if folder not in _configs:
         try:
             _configs[folder] = cfg.load(folder)
@@ -68,8 +80,19 @@ def host_config(settings: Settings) -> cfg.MailConfig:
                 + "\n".join(e.errors)) from None
     problems = config_problems(_configs[folder], settings, str(folder))
     if problems:
-        raise DeployError(f"{host.name}: refusing to deploy:\n" + "\n".join(problems))
+        raise DeployError(f"{host.name}: refusing to deploy (nothing was deployed):\n"
+                          + "\n".join(problems))
     return _configs[folder]
+
+
+def _show_diff(path: str, content: bytes, exists: bool):
+    """--diff: the changed lines of one file, secrets masked."""
+    old = (host.get_fact(FileContents, path=path) or []) if exists else []
+    new = content.decode(errors="replace").splitlines()
+    host.log(f"{'Will modify' if exists else 'Will create'} {path}", logger.info)
+    for line in generate_color_diff([f"{x}\n" for x in masked(path, old)],
+                                    [f"{x}\n" for x in masked(path, new)]):
+        logger.info("  %s", line)
 
 
 @operation()
@@ -77,16 +100,19 @@ def sync(files: dict[str, tuple[bytes, int]], dirs: dict[str, int], have: dict):
     """Create `dirs` (path -> mode) and upload each of `files` (path -> (content, mode)) whose
     content or mode differs from `have` (path -> (mode, sha256), the MailoramaHost fact).
 
-    With sudo/su, pyinfra uploads as the SSH user to a temporary file first: that file goes
+    With sudo, pyinfra uploads as the SSH user to a temporary file first: that file goes
     into a folder only the SSH user can enter, never world-readable into /tmp."""
     for path, mode in sorted(dirs.items()):
         if have.get(path, (None,))[0] != mode:
             yield f"install -d -m {mode:o} {_q(path)}"
     uploads = [(p, c, m) for p, (c, m) in sorted(files.items())
                if have.get(p, (None, None))[1] != hashlib.sha256(c).hexdigest()]
+    if state.config.DIFF:
+        for path, content, _ in uploads:
+            _show_diff(path, content, path in have)
     args = host.current_op_global_arguments or {}
     staging = None
-    if uploads and any(args.get(k) for k in ("_sudo", "_su_user", "_doas", "_dzdo")):
+    if uploads and args.get("_sudo"):
         staging = f"/tmp/mail-o-rama-upload-{uuid.uuid4().hex}"
         yield f'install -d -m 0700 -o "${{SUDO_USER:-$(id -un)}}" {staging}'
     for n, (path, content, mode) in enumerate(uploads):
@@ -138,96 +164,98 @@ def _changed(files: dict, have: dict) -> list[str]:
 
 
 @deploy("Mail-o-Rama: docker engine")
-def docker_engine(settings: Settings, have: dict) -> str:
-    """Install Docker and compose from the distribution when asked; return the compose command."""
-    if settings.install_docker:
-        packages, compose = DOCKER_PACKAGES.get(have["os"], (None, None))
-        if packages is None:
-            raise DeployError(f"{host.name}: mailorama_install_docker knows Debian 12/13 and "
-                              f"Ubuntu 24.04, not {' '.join(have['os'])}; install Docker yourself")
-        if not set(packages) <= have["packages"]:
-            apt.packages(name="Install Docker engine and compose", packages=packages,
-                         update=True, cache_time=3600)
-        return have["compose"] or compose
-    if not have["docker"]:
-        raise DeployError(f"{host.name}: no docker command; install Docker or set "
-                          "mailorama_install_docker = True")
-    if not have["compose"]:
-        raise DeployError(f"{host.name}: neither `docker compose` (v2) nor `docker-compose` "
-                          "(v1.29+) works; install one or set mailorama_install_docker = True")
-    return have["compose"]
+def docker_engine(plan: DockerPlan) -> list[Step]:
+    """Install Docker and compose from the distribution, or start a stopped daemon."""
+    steps = []
+    if plan.packages:
+        op = apt.packages(name="Install Docker engine and compose", packages=list(plan.packages),
+                          update=True, cache_time=3600)
+        steps.append(Step(f"install {', '.join(plan.packages)}",
+                          f"installed {', '.join(plan.packages)}", op))
+    if plan.start:
+        op = server.shell(name="Start and enable the Docker daemon",
+                          commands=["systemctl enable --now docker", "docker info >/dev/null"])
+        steps.append(Step("start and enable the Docker daemon", "started the Docker daemon", op))
+    return steps
 
 
 @deploy("Mail-o-Rama: mail homes")
-def mail_homes(settings: Settings, plan: HomePlan):
+def mail_homes(settings: Settings, plan: HomePlan) -> list[Step]:
     """Move renamed accounts' mail and re-own renumbered accounts' mail (when allowed)."""
     mail = f"{settings.data}/mail"
+    steps = []
     for old, new in plan.moves:
-        server.shell(name=f"Move the mail of '{old}' to '{new}'",
-                     commands=[f"mv {_q(f'{mail}/{old}')} {_q(f'{mail}/{new}')}"])
+        op = server.shell(name=f"Move the mail of '{old}' to '{new}'",
+                          commands=[f"mv {_q(f'{mail}/{old}')} {_q(f'{mail}/{new}')}"])
+        steps.append(Step(f"move the mail of '{old}' to the renamed account '{new}'",
+                          f"moved the mail of '{old}' to the renamed account '{new}'", op))
     for name, uid in plan.chowns:
-        server.shell(name=f"Re-own the mail of '{name}' to uid {uid}",
-                     commands=[f"chown -R {uid}:{uid} {_q(f'{mail}/{name}')}"])
+        op = server.shell(name=f"Re-own the mail of '{name}' to uid {uid}",
+                          commands=[f"chown -R {uid}:{uid} {_q(f'{mail}/{name}')}"])
+        steps.append(Step(f"re-own the mail of '{name}' to uid {uid}",
+                          f"re-owned the mail of '{name}' to uid {uid}", op))
+    return steps
 
 
 @deploy("Mail-o-Rama: TLS certificate")
-def certificate(settings: Settings, files: dict, hook_wanted: bool) -> list[str]:
+def certificate(settings: Settings, files: dict, hook_wanted: bool) -> tuple[list[str], list]:
     """Copy the user's certificate where the container reads it when it changed (or remove an
-    earlier one's copies); return the paths that changed."""
+    earlier one's copies); return the paths that changed and the summary steps."""
     tls = tls_paths(settings)
     changed = [src for src, dst in tls.items() if files[src][1] != files.get(dst, (0, ""))[1]]
+    steps = []
     if changed:
-        server.shell(name="Copy the TLS certificate", commands=[tls_copy_command(settings)])
+        op = server.shell(name="Copy the TLS certificate", commands=[tls_copy_command(settings)])
+        steps.append(Step("copy the changed TLS certificate", "copied the changed TLS certificate",
+                          op))
     elif not tls:
         copies = tls_copies(settings)
         absent(name="Remove the copies of an earlier certificate", paths=copies, have=files)
         changed = [p for p in copies if p in files]
     if not hook_wanted:
         absent(name="Remove the certbot hook", paths=[certbot_hook(settings)], have=files)
-    return changed
+    return changed, steps
 
 
 @deploy("Mail-o-Rama: host mail path")
-def host_mail(settings: Settings, have: dict, files: dict):
-    """The host's sendmail: msmtp-mta into the container, the docker-exec shim, or neither.
-
-    The shim takes /usr/sbin/sendmail by a local dpkg diversion of msmtp-mta's (undone when
-    switching back), so no package is removed; another MTA's sendmail is never touched."""
-    sendmail = "/usr/sbin/sendmail"
-    owner, diverted, ours = (have["sendmail_owner"], have["sendmail_diverted"],
-                             have["sendmail_shim"])
-    # what is there now, if not the shim nor msmtp-mta's own, is someone else's
-    foreign = not ours and sendmail in have["files"] and (diverted or owner != "msmtp-mta")
-    if foreign and settings.host_mail != "none":
-        raise DeployError(f"{host.name}: {sendmail} belongs to "
-                          f"{'package ' + owner if owner and not diverted else 'no package'}; "
-                          "Mail-o-Rama leaves another MTA alone: remove it, or set "
-                          "mailorama_host_mail = 'none'")
-    msmtp_files = ["/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases"]
-    unwanted = {"msmtp": ["/etc/mail-o-rama/sendmail.ini"], "shim": msmtp_files,
-                "none": msmtp_files + ["/etc/mail-o-rama/sendmail.ini"]}[settings.host_mail]
-    if ours and settings.host_mail != "shim":
-        unwanted.append(sendmail)
-    absent(name="Remove the other host mail path", paths=unwanted, have=have["files"])
-    if diverted and not foreign and settings.host_mail != "shim":
-        server.shell(name="Give /usr/sbin/sendmail back to msmtp-mta", commands=[
-            f"dpkg-divert --local --rename --remove {sendmail}"])
-    if settings.host_mail == "shim" and owner == "msmtp-mta" and not diverted:
-        server.shell(name="Divert msmtp-mta's sendmail for the shim", commands=[
-            f"dpkg-divert --local --rename --divert {sendmail}.msmtp --add {sendmail}"])
-    install = [] if "cron" in have["packages"] else ["cron"]
-    if settings.host_mail == "msmtp" and "msmtp-mta" not in have["packages"]:
-        install.append("msmtp-mta")
-    if install:
-        apt.packages(name=f"Install {' and '.join(install)}", packages=install, update=True,
-                     cache_time=3600)
-    sync(name="Host mail path and backup cron job", files=files, dirs={}, have=have["files"])
+def host_mail(plan: HostMailPlan, have: HostState, files: dict) -> list[Step]:
+    """The host's sendmail (`mailorama_host_mail`): msmtp and shim install Mail-o-Rama's
+    /usr/sbin/sendmail (msmtp-mta's is diverted aside, no package removed); none removes it."""
+    steps = []
+    if plan.remove:
+        op = absent(name="Remove Mail-o-Rama's host mail files", paths=list(plan.remove),
+                    have=have.files)
+        steps.append(Step(f"remove {', '.join(plan.remove)}", f"removed {', '.join(plan.remove)}",
+                          op))
+    if plan.undivert:
+        op = server.shell(name="Give /usr/sbin/sendmail back to msmtp-mta", commands=[
+            f"dpkg-divert --local --rename --remove {SENDMAIL}"])
+        steps.append(Step("give /usr/sbin/sendmail back to msmtp-mta",
+                          "gave /usr/sbin/sendmail back to msmtp-mta", op))
+    if plan.packages:
+        op = apt.packages(name=f"Install {' and '.join(plan.packages)}",
+                          packages=list(plan.packages), update=True, cache_time=3600)
+        steps.append(Step(f"install {', '.join(plan.packages)}",
+                          f"installed {', '.join(plan.packages)}", op))
+    if plan.divert:
+        op = server.shell(name="Divert msmtp-mta's sendmail for Mail-o-Rama's", commands=[
+            f"dpkg-divert --local --rename --divert {SENDMAIL}.msmtp --add {SENDMAIL}"])
+        steps.append(Step("divert msmtp-mta's /usr/sbin/sendmail aside",
+                          "diverted msmtp-mta's /usr/sbin/sendmail aside", op))
+    changed = [p for p, (c, m) in files.items()
+               if have.files.get(p) != (m, hashlib.sha256(c).hexdigest())]
+    op = sync(name="Host mail path and backup cron job", files=files, dirs={}, have=have.files)
+    if changed:
+        steps.append(Step(f"write {', '.join(sorted(changed))}",
+                          f"wrote {', '.join(sorted(changed))}", op))
+    return steps
 
 
 @deploy("Mail-o-Rama mail server")
 def mail_server():
     """Validate the config, push the stack, build and start the container, apply changes live,
-    install the host's mail path and the backup cron job; print a summary per host at the end."""
+    install the host's mail path and the backup cron job; print a summary per host at the end
+    (under --dry: what would happen; after a failure: what did)."""
     print_summaries()
     settings = host_settings()
     config = host_config(settings)
@@ -236,76 +264,108 @@ def mail_server():
     dirs = _dirs(settings)
     tls = tls_paths(settings)
     hook = certbot_hook(settings)
-    watched = (set(conf) | set(image) | set(compose) | set(dirs) | set(host_files) | set(tls)
-               | set(tls_copies(settings)) | {hook, "/usr/sbin/sendmail", "/etc/msmtprc",
-                                    "/etc/mail-o-rama/msmtp-aliases",
-                                    "/etc/mail-o-rama/sendmail.ini"})
-    have = host.get_fact(MailoramaHost, paths=sorted(watched), root=settings.root,
-                         data=settings.data,
-                         container=settings.container, image=settings.image)
-    files = have["files"]
+    key_paths = [f"{settings.root}/keys/dkim/{kind}.key" for kind, _ in settings.dkim_selectors]
+    watched = (set(conf) | set(key_paths) | set(image) | set(compose) | set(dirs) | set(host_files) | set(tls)
+               | set(tls_copies(settings)) | {hook, SENDMAIL, *HOST_MAIL_FILES})
+    have: HostState = host.get_fact(
+        MailoramaHost, paths=sorted(watched), root=settings.root, data=settings.data,
+        container=settings.container, image=settings.image,
+        ports=sorted(set(settings.port.values())))
+    files = have.files
 
-    plan = plan_homes(config, have["homes"], settings.allow_renumber)
-    if plan.errors:
-        raise DeployError(f"{host.name}: refusing to change accounts that have mail:\n"
-                          + "\n".join(plan.errors))
-    missing = [path for path in tls if path not in files]
-    if missing:
-        raise DeployError(f"{host.name}: mailorama_tls_cert/_key: {', '.join(missing)} not found "
-                          "on the host")
-    compose_cmd = docker_engine(settings, have)
+    # Preflight: every refusal before anything is pushed.
+    homes = plan_homes(config, have.homes, settings.allow_renumber)
+    engine = docker_plan(settings, have)
+    mail = host_mail_plan(settings, have)
+    problems = list(homes.errors) + list(engine.errors) + ([mail.error] if mail.error else [])
+    problems += [f"mailorama_tls_cert/_key: {path} not found on the host"
+                 for path in tls if path not in files]
+    problems += port_conflicts(settings, have)
+    if problems:
+        raise DeployError(f"{host.name}: refusing to deploy (nothing was changed):\n"
+                          + "\n".join(problems))
 
+    summary = Summary()
+    summary.steps += docker_engine(engine)
+    dkim = dict(have.dkim)
+    if not all(path in files for path in key_paths):
+        keys = dkim_files(settings, new_dkim_keys())
+        op = sync(name="DKIM keys", files=keys, dirs={f"{settings.root}/keys": 0o700,
+                                                      f"{settings.root}/keys/dkim": 0o755},
+                  have=files)
+        summary.steps.append(Step("make the DKIM keys (RSA-2048, Ed25519)",
+                                  "made the DKIM keys (RSA-2048, Ed25519)", op))
+        dkim |= {PurePosixPath(p).stem: c.decode().strip() for p, (c, _) in keys.items()
+                 if p.endswith(".txt")}
     changed_conf, changed_image = _changed(conf, files), _changed(image, files)
     # pushed before but rejected by the container (or never applied): apply again
-    changed_conf += [p for p in conf if p not in changed_conf and have["container"]
-                     and have["applied"].get(PurePosixPath(p).name) != files[p][1]]
+    changed_conf += [p for p in conf if p not in changed_conf and have.container
+                     and have.applied.get(PurePosixPath(p).name) != files[p][1]]
     changed_compose = _changed(compose, files)
-    sync(name="Stack folders and config", files=conf, dirs=dirs, have=files)
-    sync(name="Image build context", files=image, dirs={}, have=files)
-    sync(name="Compose file", files=compose, dirs={}, have=files)
-    mail_homes(settings, plan)
-    changed_tls = certificate(settings, files, hook_wanted=hook in host_files)
+    pushed = sorted(set(_changed(conf, files) + changed_image + changed_compose))
+    op = sync(name="Stack folders and config", files=conf, dirs=dirs, have=files)
+    ops = [op, sync(name="Image build context", files=image, dirs={}, have=files),
+           sync(name="Compose file", files=compose, dirs={}, have=files)]
+    if pushed:
+        names = ", ".join(PurePosixPath(p).name for p in pushed)
+        summary.steps.append(Step(f"push {names}", f"pushed {names}", ops))
+    summary.steps += mail_homes(settings, homes)
+    changed_tls, steps = certificate(settings, files, hook_wanted=hook in host_files)
+    summary.steps += steps
 
-    rebuild = bool(changed_image) or have["image"] is None
-    running = (have["container"] or {}).get("status") == "running"
-    if rebuild:
-        server.shell(name="Build the image", commands=[
-            f"docker build -q --network host -t {_q(settings.image)} {_q(settings.root + '/image')}"])
-    if rebuild or changed_compose or not running:
-        server.shell(name="Start the container", commands=[
+    stack = stack_plan(have, changed_conf, changed_image, changed_compose, changed_tls)
+    summary.steps += _stack_ops(settings, engine.compose, stack, have)
+    summary.steps += host_mail(mail, have, host_files)
+    summary.notes = _notes(settings, config, homes, dkim)
+    _summaries[host.name] = summary
+
+
+def _stack_ops(settings: Settings, compose_cmd: str, stack: StackPlan,
+               have: HostState) -> list[Step]:
+    """Build, (re)start or apply live, as `stack_plan` decided."""
+    steps = []
+    if stack.rebuild:
+        op = server.shell(name="Build the image", commands=[
+            f"docker build -q --network host -t {_q(settings.image)} "
+            f"{_q(settings.root + '/image')}"])
+        steps.append(Step("build the image", "built the image", op))
+    if stack.start:
+        op = server.shell(name="Start the container", commands=[
             f"{compose_cmd} -p {_q(settings.container)} -f {_q(settings.root + '/compose.yaml')}"
-            " up -d", _wait_ready(settings)])
-    elif changed_conf or changed_tls:
-        names = ", ".join(PurePosixPath(p).name for p in sorted(changed_conf + changed_tls))
-        server.shell(name=f"Apply changed config live ({names})", commands=[
+            " up -d", _wait_ready(settings, replaced=have.container is not None)])
+        verb = "recreate" if have.container else "create"
+        steps.append(Step(f"{verb} and start the container", f"{verb}d and started the container",
+                          op))
+    elif stack.apply:
+        names = ", ".join(stack.apply)
+        op = server.shell(name=f"Apply changed config live ({names})", commands=[
             f"docker exec {_q(settings.container)} mailorama-apply"
             f" || {{ [ $? = 3 ] && docker restart {_q(settings.container)}; }}"])
-
-    host_mail(settings, have, host_files)
-    _summaries[host.name] = _summary(settings, config, plan, changed_conf + changed_tls,
-                                     changed_image, changed_compose, rebuild, running,
-                                     have["dkim"])
+        steps.append(Step(f"apply {names} live (no restart)", f"applied {names} live", op))
+    return steps
 
 
-def _wait_ready(settings: Settings, seconds: int = 60) -> str:
-    """A shell loop: wait until both daemons answer; on failure show why (the container's log)."""
+def _wait_ready(settings: Settings, replaced: bool, seconds: int = 60) -> str:
+    """A shell loop: wait until both daemons answer. A container that exits or restarts is
+    stopped (never left restart-looping) and the deploy fails with its log."""
     name = _q(settings.container)
     address = smtp_address(settings)
     check = (f"docker exec {name} mailorama-healthcheck {address} {settings.port['smtp']} "
              f"{settings.port['imap']} >/dev/null 2>&1")
-    return (f"for i in $(seq {seconds * 2}); do {check} && exit 0; sleep 0.5; done; "
-            f"docker logs --tail 40 {name} >&2; echo 'the container did not get ready' >&2; "
-            "exit 1")
+    old = ("the previous container was replaced, so no mail is served until the cause is "
+           "fixed and the deploy runs again" if replaced else "no mail is served until the "
+           "cause is fixed and the deploy runs again")
+    return (f"for i in $(seq {seconds * 2}); do {check} && exit 0; "
+            f"case $(docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null) in "
+            "exited|dead|restarting) break;; esac; sleep 0.5; done; "
+            f"docker logs --tail 40 {name} >&2; docker stop {name} >/dev/null 2>&1; "
+            f"echo 'the container did not become ready; it is stopped (not restart-looping), "
+            f"see its log above; {old}' >&2; exit 1")
 
 
-def _summary(settings, config, plan, conf, image, compose, rebuild, running, dkim) -> list[str]:
-    lines = [] if conf or rebuild or compose or not running else ["server unchanged"]
-    if conf:
-        lines.append("config changed: " + ", ".join(PurePosixPath(p).name for p in sorted(conf)))
-    if image or rebuild:
-        lines.append("image rebuilt")
-    if compose or rebuild or not running:
-        lines.append("container (re)started")
+def _notes(settings, config, homes, dkim) -> list[str]:
+    """Summary lines that hold whatever the run did: records, warnings."""
+    lines = []
     domains = ",".join(config.domains)
     for _, selector in settings.dkim_selectors:
         if selector in dkim:
@@ -318,12 +378,18 @@ def _summary(settings, config, plan, conf, image, compose, rebuild, running, dki
                      "for clients that verify")
     lines += [f"warning: {w}" for w in config.warnings]
     lines += [f"warning: mail of removed account '{o}' stays in {settings.data}/mail/{o}"
-              for o in plan.orphans]
-    lines += [f"moved the mail of '{old}' to the renamed account '{new}'"
-              for old, new in plan.moves]
-    lines += [f"re-owned the mail of '{name}' to uid {uid}" for name, uid in plan.chowns]
+              for o in homes.orphans]
     lines.append(f"backup: daily, {backup_command(settings)}")
     return lines
+
+
+def _results(step: Step) -> bool | None:
+    """True when every operation of a step ran and succeeded, False when one failed, None when
+    the run stopped before them."""
+    ops = step.op if isinstance(step.op, list) else [step.op]
+    if any(op.is_complete() and not op.did_succeed() for op in ops):
+        return False
+    return True if all(op.is_complete() for op in ops) else None
 
 
 class SummaryPrinter(BaseStateCallback):
@@ -331,11 +397,14 @@ class SummaryPrinter(BaseStateCallback):
 
     @staticmethod
     def host_disconnect(state, host):
-        lines = _summaries.pop(host.name, None)
-        if lines:
-            print(f"--> Mail-o-Rama on {host.name}:", file=sys.stderr)
-            for line in lines:
-                print(f"    {line}", file=sys.stderr)
+        summary = _summaries.pop(host.name, None)
+        if summary is None:
+            return
+        executed = state.current_stage >= StateStage.Execute
+        results = [_results(step) if executed else None for step in summary.steps]
+        print(f"--> Mail-o-Rama on {host.name}:", file=sys.stderr)
+        for line in summary_lines(summary, executed, results):
+            print(f"    {line}", file=sys.stderr)
 
 
 def print_summaries():

@@ -159,6 +159,7 @@ def render_host(settings: Settings) -> dict[str, str]:
     """The host's own files (mail path, backup cron job), by absolute path, for host_mail."""
     ctx = {
         "hostname": settings.hostname, "ports": settings.port, "container": settings.container,
+        "host_mail": settings.host_mail,
         "data": settings.data, "host_aliases": settings.host_aliases,
         "smtp_address": smtp_address(settings), "backup_command": backup_command(settings),
         # spread the hosts' backups over the hour, the same minute on every run
@@ -166,13 +167,61 @@ def render_host(settings: Settings) -> dict[str, str]:
         "tls_copy_command": tls_copy_command(settings),
     }
     templates = {f"/etc/cron.d/{settings.container}": "etc/cron.d/container.j2"}
-    if settings.host_mail == "msmtp":
+    if settings.host_mail != "none":
         templates |= {"/etc/msmtprc": "etc/msmtprc.j2",
-                      "/etc/mail-o-rama/msmtp-aliases": "etc/mail-o-rama/msmtp-aliases.j2"}
-    elif settings.host_mail == "shim":
-        templates |= {"/usr/sbin/sendmail": "usr/sbin/sendmail",
+                      "/etc/mail-o-rama/msmtp-aliases": "etc/mail-o-rama/msmtp-aliases.j2",
+                      "/usr/sbin/sendmail": "usr/sbin/sendmail",
                       "/etc/mail-o-rama/sendmail.ini": "etc/mail-o-rama/sendmail.ini.j2"}
     if (settings.tls_cert or "").startswith("/etc/letsencrypt/"):
         templates[certbot_hook(settings)] = "etc/letsencrypt/renewal-hooks/deploy/container.j2"
     return {dest: _env.get_template(f"host/{name}").render(ctx)
             for dest, name in sorted(templates.items())}
+
+
+def masked(path: str, lines: list[str]) -> list[str]:
+    """`lines` of the file at `path` as --diff may show them: password hashes, the relay
+    password and keys replaced by ********."""
+    if "/keys/" in path:
+        return ["******** (a key: not shown)"] if lines else []
+    name = path.rsplit("/", 1)[-1]
+    if f"config/{name}" not in SECRET or f"/config/{name}" not in path:
+        return lines
+    out = []
+    for line in lines:
+        if line.startswith("#") or not line.strip():
+            out.append(line)
+        elif name == "passwd":                     # name:hash:uid:gid::home::
+            fields = line.split(":")
+            out.append(":".join(fields[:1] + ["********"] + fields[2:]))
+        elif name == "relay-secrets":              # relay user:password
+            out.append(line.split(":", 1)[0] + ":********")
+        else:                                      # credentials: name hash
+            out.append(line.split()[0] + " ********")
+    return out
+
+
+def new_dkim_keys() -> dict[str, bytes]:
+    """Fresh DKIM private keys (PEM) by kind: RSA-2048 and Ed25519. Made by the deploy before
+    the container first starts, so the first summary already has their DNS records."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    keys = {"rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            "ed25519": ed25519.Ed25519PrivateKey.generate()}
+    return {kind: key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+            for kind, key in keys.items()}
+
+
+def dkim_files(settings: Settings, keys: dict[str, bytes]) -> dict[str, tuple[bytes, int]]:
+    """The keys folder's DKIM files for new `keys`: private keys (0600) and the DNS TXT values
+    of each selector (0644), as mailorama-apply writes them too."""
+    from .dns import dkim_txt
+
+    folder = f"{settings.root}/keys/dkim"
+    selectors = dict(settings.dkim_selectors)
+    files = {}
+    for kind, pem in keys.items():
+        files[f"{folder}/{kind}.key"] = (pem, 0o600)
+        files[f"{folder}/{selectors[kind]}.txt"] = (f"{dkim_txt(pem)}\n".encode(), 0o644)
+    return files

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mail import arrived, message, send, smtp, subjects, wait_for
+from mail import arrived, imap, message, send, smtp, subjects, wait_for
 from mailorama import config as cfg
 from mailorama.cli import hash_password
 from certs import make_cert
@@ -95,6 +95,29 @@ def test_dry_run_shows_changes_and_touches_nothing(project):
     assert any(name.endswith("Apply changed config live (recipients, senders, virtuals)")
                for name in plan), plan
     assert project.host_state() == files and started_at() == before
+    assert "nothing was changed; a deploy would:" in result.stderr
+    assert "  push recipients, senders, virtuals" in result.stderr
+    assert "applied" not in result.stderr.split("--> Mail-o-Rama on")[1]
+
+
+def test_diff_shows_the_changed_lines_with_secrets_masked(project):
+    files = project.host_state()
+    originals = {name: project.file(name).read_text() for name in ("virtuals", "accounts")}
+    project.file("virtuals").write_text(originals["virtuals"] + "difftest@bundy.net al\n")
+    new_hash = hash_password("another-secret", rounds=5000)
+    project.file("accounts").write_text(originals["accounts"].replace(
+        originals["accounts"].split("\n")[-2].split()[-1], new_hash))
+    try:
+        result = project.deploy("--dry", "--diff")
+    finally:
+        for name, text in originals.items():
+            project.file(name).write_text(text)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "+ difftest@bundy.net al" in result.stderr, result.stderr[-4000:]
+    assert f"Will modify {project.root}/config/virtuals" in result.stderr
+    assert "credentials" in result.stderr and "********" in result.stderr
+    assert new_hash not in result.stderr and "$6$" not in result.stderr
+    assert project.host_state() == files
 
 
 def test_added_address_domain_and_account_apply_live(project):
@@ -187,17 +210,41 @@ def installed(package: str) -> bool:
     return out.stdout.startswith("ii")
 
 
+def in_inbox(user: str, text: str) -> bool:
+    """A message whose body holds `text` is in the user's INBOX."""
+    conn = imap(IMAP, user, PW[user])
+    conn.select("INBOX")
+    _, found = conn.search(None, "BODY", f'"{text}"')
+    conn.logout()
+    return bool(found[0].split())
+
+
+def ours() -> bool:
+    return b"Mail-o-Rama's sendmail" in Path("/usr/sbin/sendmail").read_bytes()
+
+
 def test_host_sendmail_msmtp_shim_and_back(project):
-    assert installed("msmtp-mta")
+    # msmtp: Mail-o-Rama's sendmail (msmtp-mta's diverted aside) hands mail to msmtp
+    assert installed("msmtp-mta") and diversion() == "LOCAL" and ours()
     host_sendmail("via-msmtp")
     assert arrived(IMAP, "al", PW["al"], "via-msmtp")
+    # input without a header block is the body (as every sendmail does), from root and others
+    subprocess.run("echo headerless-from-root | /usr/sbin/sendmail root", shell=True, check=True,
+                   timeout=60)
+    wait_for(lambda: in_inbox("al", "headerless-from-root"), what="headerless mail")
+    subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c",
+                    "echo from-nobody-msmtp | /usr/sbin/sendmail root"], check=True, timeout=60)
+    wait_for(lambda: in_inbox("al", "from-nobody-msmtp"), what="a non-root user's mail")
 
     project.deployed(mailorama_host_mail="shim")
-    assert installed("msmtp-mta") and diversion() == "LOCAL"   # diverted, nothing removed
-    assert b"sendmail shim" in Path("/usr/sbin/sendmail").read_bytes()
-    assert not Path("/etc/msmtprc").exists()
+    assert installed("msmtp-mta") and diversion() == "LOCAL" and ours()   # nothing removed
+    assert "mode = shim" in Path("/etc/mail-o-rama/sendmail.ini").read_text()
     host_sendmail("via-shim")
     assert arrived(IMAP, "al", PW["al"], "via-shim")
+    # a user without access to Docker: msmtp into the container (never a lost message)
+    subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c",
+                    "echo from-nobody-shim | /usr/sbin/sendmail root"], check=True, timeout=60)
+    wait_for(lambda: in_inbox("al", "from-nobody-shim"), what="a non-root user's mail (shim)")
     # the environment names the container, and a wrong one fails loudly
     bad = subprocess.run(["/usr/sbin/sendmail", "root"], input="Subject: x\n\nx\n", text=True,
                          env=dict(os.environ, MAILORAMA_CONTAINER="no-such-box"))
@@ -205,9 +252,8 @@ def test_host_sendmail_msmtp_shim_and_back(project):
     assert project.deploy(mailorama_host_mail="shim").returncode == 0  # converged: no change
 
     project.deployed()                                      # back to msmtp
-    assert installed("msmtp-mta") and Path("/etc/msmtprc").exists() and diversion() == ""
-    assert Path("/usr/sbin/sendmail").resolve().name == "msmtp"
-    assert not Path("/etc/mail-o-rama/sendmail.ini").exists()
+    assert installed("msmtp-mta") and Path("/etc/msmtprc").exists() and ours()
+    assert "mode = msmtp" in Path("/etc/mail-o-rama/sendmail.ini").read_text()
     host_sendmail("via-msmtp-again")
     assert arrived(IMAP, "al", PW["al"], "via-msmtp-again")
     totals = project.deployed()["results"]["totals"]
@@ -216,8 +262,9 @@ def test_host_sendmail_msmtp_shim_and_back(project):
     project.deployed(mailorama_host_mail="none")            # none: Mail-o-Rama's files go
     assert not Path("/etc/msmtprc").exists()
     assert not Path("/etc/mail-o-rama/msmtp-aliases").exists()
+    assert diversion() == "" and Path("/usr/sbin/sendmail").resolve().name == "msmtp"
     project.deployed()
-    assert Path("/etc/msmtprc").exists()
+    assert Path("/etc/msmtprc").exists() and ours()
 
 
 def test_another_sendmail_is_never_replaced(project):
@@ -239,7 +286,7 @@ def test_another_sendmail_is_never_replaced(project):
         subprocess.run(["dpkg-divert", "--local", "--rename", "--remove", str(sendmail)],
                        check=True, capture_output=True)
     project.deployed()
-    assert sendmail.resolve().name == "msmtp"
+    assert ours()
 
 
 def test_cron_job_command_writes_todays_backups(project):

@@ -3,7 +3,8 @@
 import pytest
 
 from mailorama import config as cfg
-from mailorama.render import SECRET, render, tables
+from mailorama.contract import FILES
+from mailorama.render import SECRET, masked, render, tables
 from mailorama.settings import SettingsError, settings_from
 from test_config import EXAMPLE, texts
 
@@ -27,10 +28,9 @@ def test_render_is_deterministic_and_complete():
     crlf = {k: v.replace("\n", "\r\n") for k, v in cfg.read_texts(EXAMPLE)[0].items()}
     two = render(cfg.parse(crlf), settings)
     assert one == two
-    expected = {f"config/{n}" for n in ("domains", "virtuals", "credentials", "userbase",
-                                        "senders", "aliases", "passwd", "recipients", "smtpd.conf",
-                                        "dovecot.conf", "relay-secrets",
-                                        "system-recipients", "own-senders")} | {"compose.yaml"}
+    # every config file of the container's contract, the contract itself, and the plain files
+    expected = {f"config/{f.name}" for f in FILES if f.source == "config"} | {
+        "config/contract", "config/hostname", "config/dkim-selectors", "compose.yaml"}
     assert set(one) == expected
     assert SECRET <= set(one)
     assert "mail.bundy.net" in one["config/smtpd.conf"]
@@ -99,3 +99,14 @@ def test_smarthost_login():
         settings_from({"mailorama_relay_auth": {"user": "a:b", "password": "x"}}, "h.x.org")
     assert any("mailorama_relay_auth: needs mailorama_relay_host" in m for m in e.value.errors)
     assert any("no ':' in the user" in m for m in e.value.errors)
+
+
+def test_diff_masks_secrets():
+    creds = masked("/opt/m/config/credentials", ["# head", "al $6$rounds=50000$salt$hash"])
+    assert creds == ["# head", "al ********"]
+    passwd = masked("/opt/m/config/passwd", ["al:$6$x$y:1000:1000::/var/mail/al::"])
+    assert passwd == ["al:********:1000:1000::/var/mail/al::"]
+    assert masked("/opt/m/config/relay-secrets", ["relay me:s3cret"]) == ["relay me:********"]
+    assert masked("/opt/m/keys/dkim/rsa.key", ["-----BEGIN", "x"]) == [
+        "******** (a key: not shown)"]
+    assert masked("/opt/m/config/virtuals", ["al@bundy.net al"]) == ["al@bundy.net al"]
