@@ -89,6 +89,22 @@ def docker_plan(settings: Settings, have: HostState) -> DockerPlan:
     return DockerPlan(packages=packages, compose=compose)
 
 
+def selector_clashes(published: dict, host: str, domains, dkim: dict[str, str]) -> list[str]:
+    """Hosts of one run that publish different DKIM keys under the same DNS name.
+    `published` ((domain, selector) -> (host, TXT value)) collects them over the run's hosts."""
+    problems = []
+    for domain in domains:
+        for selector, value in sorted(dkim.items()):
+            other, known = published.setdefault((domain, selector), (host, value))
+            if known != value:
+                problems.append(
+                    f"{selector}._domainkey.{domain}: {other} and {host} have different DKIM "
+                    "keys under the same DNS name; give each host its own selectors, e.g. "
+                    f"mailorama_dkim_selectors = {{'rsa': '{host.split('.')[0]}-rsa', "
+                    f"'ed25519': '{host.split('.')[0]}-ed25519'}} in its host data")
+    return problems
+
+
 @dataclass(frozen=True)
 class StackPlan:
     rebuild: bool = False

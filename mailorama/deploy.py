@@ -26,7 +26,8 @@ from pyinfra.operations.util.files import generate_color_diff
 
 from . import config as cfg
 from .decide import (HOST_MAIL_FILES, DockerPlan, HostMailPlan, StackPlan, Step, Summary,
-                     docker_plan, host_mail_plan, port_conflicts, stack_plan, summary_lines)
+                     docker_plan, host_mail_plan, port_conflicts, selector_clashes, stack_plan,
+                     summary_lines)
 from .facts import SENDMAIL, Fqdn, HostState, MailoramaHost
 from .plan import HomePlan, config_problems, plan_homes
 from .render import (backup_command, certbot_hook, dkim_files, image_files, masked,
@@ -36,6 +37,7 @@ from .settings import Settings, SettingsError, settings_from
 
 _configs: dict[Path, cfg.MailConfig] = {}
 _summaries: dict[str, Summary] = {}
+_published: dict[tuple[str, str], tuple[str, str]] = {}   # (domain, selector) -> host, key
 
 
 def _q(path) -> str:
@@ -285,18 +287,26 @@ def mail_server():
         raise DeployError(f"{host.name}: refusing to deploy (nothing was changed):\n"
                           + "\n".join(problems))
 
-    summary = Summary()
-    summary.steps += docker_engine(engine)
-    dkim = dict(have.dkim)
+    dkim = {s: have.dkim.get(s) for _, s in settings.dkim_selectors}
+    keys = {}
     if not all(path in files for path in key_paths):
         keys = dkim_files(settings, new_dkim_keys())
+        dkim |= {PurePosixPath(p).stem: c.decode().strip() for p, (c, _) in keys.items()
+                 if p.endswith(".txt")}
+    clashes = selector_clashes(_published, host.name, config.domains,
+                               {s: v for s, v in dkim.items() if v})
+    if clashes:
+        raise DeployError(f"{host.name}: refusing to deploy (nothing was changed):\n"
+                          + "\n".join(clashes))
+
+    summary = Summary()
+    summary.steps += docker_engine(engine)
+    if keys:
         op = sync(name="DKIM keys", files=keys, dirs={f"{settings.root}/keys": 0o700,
                                                       f"{settings.root}/keys/dkim": 0o755},
                   have=files)
         summary.steps.append(Step("make the DKIM keys (RSA-2048, Ed25519)",
                                   "made the DKIM keys (RSA-2048, Ed25519)", op))
-        dkim |= {PurePosixPath(p).stem: c.decode().strip() for p, (c, _) in keys.items()
-                 if p.endswith(".txt")}
     changed_conf, changed_image = _changed(conf, files), _changed(image, files)
     # pushed before but rejected by the container (or never applied): apply again
     changed_conf += [p for p in conf if p not in changed_conf and have.container
@@ -316,7 +326,7 @@ def mail_server():
     stack = stack_plan(have, changed_conf, changed_image, changed_compose, changed_tls)
     summary.steps += _stack_ops(settings, engine.compose, stack, have)
     summary.steps += host_mail(mail, have, host_files)
-    summary.notes = _notes(settings, config, homes, dkim)
+    summary.notes = _notes(settings, config, homes, {s: v for s, v in dkim.items() if v})
     _summaries[host.name] = summary
 
 

@@ -35,6 +35,8 @@ def project(tmp_path):
         "mailorama_root": str(tmp_path / host / "opt"), "mailorama_data": str(tmp_path / host / "srv"),
         "mailorama_host_mail": "none",
         "mailorama_config_dir": "mail" if host == "box-a" else "mail-b",
+        # both serve bundy.net: each its own DKIM selectors
+        "mailorama_dkim_selectors": {"rsa": f"{host}-rsa", "ed25519": f"{host}-ed25519"},
     }) for host, ports in HOSTS.items()]
     (p.dir / "inventory.py").write_text(f"mail = {hosts!r}\n")
     yield p
@@ -65,3 +67,14 @@ def test_two_hosts_bad_config_on_one_touches_neither(project, tmp_path):
         assert arrived(ports["imap"], "al", cfg.EXAMPLE_PASSWORDS["al"], f"to-{host}")
     again = json.loads(project.deploy().stdout)["results"]["totals"]
     assert again["success"] == 0 and again["error"] == 0
+
+
+def test_two_hosts_with_different_keys_under_one_dns_name_are_refused(project, tmp_path):
+    inventory = project.dir / "inventory.py"
+    inventory.write_text(inventory.read_text().replace("'box-b-rsa'", "'box-a-rsa'"))
+    result = project.deploy()
+    assert result.returncode != 0
+    assert "box-a-rsa._domainkey.bundy.net: box-a and box-b have different DKIM keys" \
+        in result.stderr, result.stderr[-3000:]
+    assert "mailorama_dkim_selectors" in result.stderr
+    assert not (tmp_path / "box-a").exists() and not (tmp_path / "box-b").exists()

@@ -1,7 +1,7 @@
 """The deploy's decisions as pure functions: host facts in, steps (or refusals) out."""
 
 from mailorama.decide import (MSMTP_DIVERTED, Step, Summary, docker_plan, host_mail_plan,
-                              port_conflicts, stack_plan, summary_lines)
+                              port_conflicts, selector_clashes, stack_plan, summary_lines)
 from mailorama.facts import SENDMAIL, Container, HostState, Listener, MailoramaHost
 from mailorama.settings import settings_from
 
@@ -107,3 +107,14 @@ def test_summary_speaks_of_what_happened():
     assert summary_lines(summary, executed=True, results=[True, True])[:2] == [
         "built the image", "applied virtuals live"]
     assert summary_lines(Summary(), executed=True, results=[]) == ["server unchanged"]
+
+
+def test_two_hosts_with_different_keys_under_one_name_clash():
+    published = {}
+    assert selector_clashes(published, "mx1.example", ["bundy.net"], {"rsa": "k1"}) == []
+    assert selector_clashes(published, "mx2.example", ["bundy.net"], {"rsa": "k1"}) == []
+    clash = selector_clashes(published, "mx2.example", ["bundy.net", "darcy.net"],
+                             {"rsa": "k2", "mx2-rsa": "k2"})
+    assert len(clash) == 1 and clash[0].startswith(
+        "rsa._domainkey.bundy.net: mx1.example and mx2.example have different DKIM keys")
+    assert "'mx2-rsa'" in clash[0]
