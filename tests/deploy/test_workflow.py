@@ -25,6 +25,10 @@ SIMULATED = {"actions/checkout", "actions/setup-python"}     # the copy and the 
 SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Z0-9_]+)\s*\}\}")
 
 
+def strip_color(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
 def expand(text: str, secrets: dict[str, str]) -> str:
     out = SECRET.sub(lambda m: secrets[m[1]], text)
     assert "${{" not in out, f"an expression this test does not know: {text}"
@@ -95,6 +99,18 @@ def test_the_workflow_steps_deploy(workflow, checkout, installed):
     assert "warning" not in ran["check the mail files"].stderr
     send(PORTS["smtp"], message("bob@rooney.example", "me@example.org", "from-ci"))
     assert arrived(PORTS["imap"], "me", PASSWORD, "from-ci")
+
+    # the next push adds an address: the dry step shows the line, the deploy makes it live
+    with (checkout / "mail/virtuals").open("a") as f:
+        f.write("new@example.org me\n")
+    ran = dict(run_steps(workflow, checkout, installed, secrets()))
+    assert all(r.returncode == 0 for r in ran.values()), \
+        {n: r.stderr[-2000:] for n, r in ran.items()}
+    dry = ran["what would change"]
+    assert re.search(r"^\s*\+\s*new@example.org\s+me$", strip_color(dry.stdout + dry.stderr), re.M), \
+        dry.stderr[-3000:]
+    send(PORTS["smtp"], message("bob@rooney.example", "new@example.org", "to-new"))
+    assert arrived(PORTS["imap"], "me", PASSWORD, "to-new")
 
 
 @pytest.mark.parametrize("known_hosts", ["", " \n\n"])
