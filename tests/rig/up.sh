@@ -46,6 +46,7 @@ PKGS=(
     openssl ca-certificates curl procps util-linux iproute2 xz-utils
     sudo                         # deploys as a sudoer (the rig's deployer user), not only as root
     knot                         # authoritative DNS on loopback for mailorama doctor's tests
+    testssl.sh                   # TLS scan of every TLS port (tests/integration/test_tls.py)
     spamassassin                 # offline spam score of a signed message (deliverability test)
 )
 # Debian 13 and later ship compose v2 as "docker-compose"; on 12 that package is compose v1
