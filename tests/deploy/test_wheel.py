@@ -1,6 +1,6 @@
 """What a new user does: the wheel alone in a fresh venv outside the checkout, `mailorama init`
 into an empty folder, a real SSH deploy to the rig from there; mail in over SMTP, read over IMAP;
-the second run changes nothing."""
+the second run (from another folder) changes nothing."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def test_wheel_init_deploy_mail_and_no_change(installed, base):
     send(PORTS["smtp"], message("bob@rooney.example", "postmaster@example.org", "from-wheel"))
     assert arrived(PORTS["imap"], "me", PASSWORD, "from-wheel")
 
-    again = installed.run("pyinfra", "-y", "--json", "inventory.py", "deploy.py", cwd=repo)
+    # again, from another folder: the deploy finds mail/ next to deploy.py
+    again = installed.run("pyinfra", "-y", "--json", "repo/inventory.py", "repo/deploy.py",
+                          cwd=base)
     assert again.returncode == 0, again.stderr[-3000:]
     totals = json.loads(again.stdout)["results"]["totals"]
     assert totals["success"] == 0 and totals["error"] == 0 and totals["no_change"] > 0, totals
