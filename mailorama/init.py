@@ -207,6 +207,8 @@ def run(args) -> int:
     answers = defaults(answers)
     errors = problems(answers)
     target = Path(args.dir)
+    if target.exists() and not target.is_dir():
+        errors.append(f"{target}: not a folder")
     existing = [path for path in FILES if (target / path).exists()]
     errors += [f"{target / path}: exists; mailorama init never overwrites a file (init into a "
                "new folder, or move the file away)" for path in existing]
