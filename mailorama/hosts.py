@@ -268,3 +268,4 @@ def add_commands(sub):
                    "(default: the host's address)")
     p.add_argument("--ca", metavar="FILE", help="CA certificates to trust (default: the "
                    "system's)")
+    p.set_defaults(func=cmd_doctor)
