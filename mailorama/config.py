@@ -68,6 +68,8 @@ class MailConfig:
         """account -> the hosted addresses that deliver to it (what it may send as)."""
         out: dict[str, list[str]] = {a.name: [] for a in self.accounts}
         for address, targets in self.virtuals:
+            if address.startswith("@"):        # a catch-all is no address to send as
+                continue
             for target in targets:
                 if target in out:
                     out[target].append(address)
@@ -231,10 +233,14 @@ def _parse_virtuals(lines, domains, errors) -> dict[str, tuple[_Line, list[str]]
             errors.append(f"{line.where()}: address '{raw}' has no targets; write "
                           "'address target[,target...]'")
             continue
-        address = normalise_address(raw)
+        if raw.startswith("@"):                    # a catch-all: @domain
+            domain = normalise_domain(raw[1:])
+            address = f"@{domain}" if domain else None
+        else:
+            address = normalise_address(raw)
         if address is None:
             errors.append(f"{line.where()}: '{raw}' is not a valid mail address "
-                          "(like name@example.org)")
+                          "(like name@example.org, or @example.org for a catch-all)")
             continue
         domain = address.split("@")[1]
         if domain not in domains:
@@ -307,6 +313,10 @@ class _Resolver:
             kinds = "an account, an alias" if table == "aliases" else "an account"
             self.errors.append(f"{line.where()}: target '{raw}' is neither {kinds}, a hosted "
                                "address nor an external address; fix the name or add it")
+            return None
+        if value.startswith("@"):
+            self.errors.append(f"{line.where()}: target '{raw}' is a catch-all; a target must "
+                               "be an account or an address")
             return None
         address = normalise_address(value)
         if address is None:
@@ -427,9 +437,14 @@ def parse(texts: dict[str, str]) -> MailConfig:
         raise ConfigError(sorted(errors, key=_error_order))
 
     warnings = []
+    for address, (line, _) in virtuals.items():
+        if address.startswith("@"):
+            warnings.append(f"{line.where()}: warning: catch-all '{address}' takes mail for "
+                            "every address of the domain, so every name spammers guess reaches "
+                            "you; prefer explicit addresses")
     for domain, where in domains.items():
         missing = [f"{local}@{domain}" for local in ("postmaster", "abuse")
-                   if f"{local}@{domain}" not in virtuals]
+                   if f"{local}@{domain}" not in virtuals and f"@{domain}" not in virtuals]
         if missing:
             warnings.append(f"{where}: warning: no {' or '.join(missing)} "
                             "(RFC 5321 requires postmaster); add it to virtuals")
