@@ -256,7 +256,7 @@ def zone_line(r: Record) -> str:
 def zone_text(host: str, recs: list[Record], files: list[ServedFile]) -> str:
     """A zone-file text: sections per zone, each record after a comment with its level and
     purpose; placeholder records commented out (';;') until filled in."""
-    lines = [f"; Mail-o-Rama DNS records for {host} (mailorama dns)",
+    lines = [f"; Mail-o-Rama DNS records for {host} (`mailorama dns`)",
              "; required: without it mail is refused, lost or fails authentication",
              "; recommended: better delivery, TLS security and mail client set-up",
              "; ';;' lines hold a <value> to fill in before they go into a zone"]

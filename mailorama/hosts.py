@@ -92,10 +92,6 @@ def load_hosts(folder: Path, inventory: str = "inventory.py", limit: list[str] |
     from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
     from pyinfra_cli.inventory import make_inventory
 
-    from . import config as cfg
-    from .facts import Fqdn
-    from .settings import SettingsError, settings_from
-
     folder = folder.resolve()
     if not (folder / inventory).exists():
         raise HostError(f"{folder / inventory}: no such inventory; run from the deploy folder "
@@ -117,40 +113,46 @@ def load_hosts(folder: Path, inventory: str = "inventory.py", limit: list[str] |
             try:
                 connect_all(state)
             except PyinfraError:
-                pass
-            fact = _dns_fact()
+                pass                      # every host failed: each is reported below
             try:
                 for host in chosen:
                     if not host.connected:
                         errors.append(f"{host.name}: cannot connect (see pyinfra's message)")
                         continue
                     with ctx_host.use(host):
-                        host_data = host.data.dict()
                         try:
-                            addresses = _addresses(host_data.pop(ADDRESSES_KEY, None), host.name)
-                            fqdn = (None if host_data.get("mailorama_hostname")
-                                    else host.get_fact(Fqdn))
-                            settings = settings_from(host_data, fqdn=fqdn)
-                        except SettingsError as e:
-                            errors.append(f"settings of {host.name}:\n" + "\n".join(e.errors))
-                            continue
+                            hosts.append(_mail_host(host, folder, configs))
                         except HostError as e:
                             errors.append(str(e))
-                            continue
-                        path = Path(settings.config_dir)
-                        path = (path if path.is_absolute() else folder / path).resolve()
-                        if path not in configs:
-                            try:
-                                configs[path] = cfg.load(path)
-                            except cfg.ConfigError as e:
-                                errors.append(f"mail config {path}:\n" + "\n".join(e.errors))
-                                continue
-                        seen = host.get_fact(fact, root=settings.root)
-                        hosts.append(MailHost(host.name, settings, configs[path], seen["dkim"],
-                                              addresses or seen["addresses"]))
             finally:
                 disconnect_all(state)
     return hosts, errors
+
+
+def _mail_host(host, folder: Path, configs: dict) -> MailHost:
+    """One connected host's settings, mail config (each folder parsed once), DKIM values and
+    addresses; HostError naming what is wrong."""
+    from . import config as cfg
+    from .facts import Fqdn
+    from .settings import SettingsError, settings_from
+
+    host_data = host.data.dict()
+    addresses = _addresses(host_data.pop(ADDRESSES_KEY, None), host.name)
+    fqdn = None if host_data.get("mailorama_hostname") else host.get_fact(Fqdn)
+    try:
+        settings = settings_from(host_data, fqdn=fqdn)
+    except SettingsError as e:
+        raise HostError(f"settings of {host.name}:\n" + "\n".join(e.errors)) from None
+    path = Path(settings.config_dir)
+    path = (path if path.is_absolute() else folder / path).resolve()
+    if path not in configs:
+        try:
+            configs[path] = cfg.load(path)
+        except cfg.ConfigError as e:
+            raise HostError(f"mail config {path}:\n" + "\n".join(e.errors)) from None
+    seen = host.get_fact(_dns_fact(), root=settings.root)
+    return MailHost(host.name, settings, configs[path], seen["dkim"],
+                    addresses or seen["addresses"])
 
 
 def _mx_hosts(hosts: list[MailHost]) -> dict[str, list[str]]:
@@ -189,7 +191,7 @@ def cmd_dns(args) -> int:
     if args.json:
         print(dns.to_json(out))
     else:
-        print("\n".join(dns.zone_text(f"{o['hostname']} (host {o['host']})", o["records"],
+        print("\n".join(dns.zone_text(f"{o['hostname']}, inventory host {o['host']}", o["records"],
                                       o["files"]) for o in out), end="")
     for error in errors:
         print(f"mailorama dns: error: {error}", file=sys.stderr)
