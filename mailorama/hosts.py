@@ -54,6 +54,8 @@ def _dns_fact():
         def command(self, root):
             keys = shlex.quote(root + "/keys/dkim")
             return "\n".join([
+                f"for d in {shlex.quote(root + '/keys')} {keys}; do [ -e \"$d\" ] && "
+                "! [ -r \"$d\" -a -x \"$d\" ] && echo '## unreadable' && break; done",
                 "echo '## dkim'",
                 f"for f in {keys}/*.txt; do [ -f \"$f\" ] && "
                 "printf '%s %s\\n' \"$(basename \"$f\" .txt)\" \"$(cat \"$f\")\"; done",
@@ -63,9 +65,11 @@ def _dns_fact():
             ])
 
         def process(self, output):
-            out, section = {"dkim": {}, "addresses": []}, None
+            out, section = {"dkim": {}, "addresses": [], "unreadable": False}, None
             for line in output:
-                if line in ("## dkim", "## addresses"):
+                if line == "## unreadable":
+                    out["unreadable"] = True
+                elif line in ("## dkim", "## addresses"):
                     section = line[3:]
                 elif section == "dkim" and " " in line:
                     selector, _, value = line.partition(" ")
@@ -151,6 +155,9 @@ def _mail_host(host, folder: Path, configs: dict) -> MailHost:
         except cfg.ConfigError as e:
             raise HostError(f"mail config {path}:\n" + "\n".join(e.errors)) from None
     seen = host.get_fact(_dns_fact(), root=settings.root)
+    if seen["unreadable"]:
+        raise HostError(f"{host.name}: cannot read {settings.root}/keys/dkim as this SSH user: "
+                        "give --sudo (as for the deploy)")
     return MailHost(host.name, settings, configs[path], seen["dkim"],
                     addresses or seen["addresses"])
 
