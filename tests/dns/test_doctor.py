@@ -324,4 +324,7 @@ def test_fresh_account_sends_mail_that_verifies_and_scores_clean(world, sink):
     status = re.search(rb"^X-Spam-Status: (\w+), score=(-?[0-9.]+)", score.stdout, re.M)
     assert status, score.stderr.decode()[-2000:]
     report = score.stdout.decode(errors="replace").split("Content analysis details:")[-1]
+    logs = Path("/tmp/mor-test-logs")
+    logs.mkdir(exist_ok=True)
+    (logs / f"{NAME}-spamassassin.txt").write_text(report)      # the score, for a post-mortem
     assert float(status[2]) <= 0, report
