@@ -198,6 +198,22 @@ def test_envelope_case_is_kept_and_signed(box, session, outside):
                   sender="Peg@Bundy.NET") in (250, 550)
 
 
+@pytest.mark.parametrize("recipients,expected", [
+    (b"Cc: al, Marcy <marcy>\r\n", 550),          # smtpd would qualify them after signing
+    (b"Cc: al@bundy.net,(a comment)\r\n", 550),
+    (b"Cc: (a comment)\r\n", 250),
+    (b"Cc: undisclosed-recipients:;\r\n", 250),
+    (b"Cc: \"Bundy, Al\" <al@bundy.net>,\r\n peg@bundy.net\r\n", 250),
+    (b"cc : al@bundy.net\r\n", 250),
+    (b"Cc: <>, al@bundy.net (Al)\r\n", 250),
+])
+def test_recipient_headers(box, session, outside, recipients, expected):
+    """Nothing after the signers may change a signed header: smtpd qualifies To:/Cc:."""
+    subject = f"recipients-{next(NUMBERS)}"
+    assert submit(box, session, outside, b"From: peg@bundy.net\r\n", subject,
+                  DATE_ID + recipients) == expected
+
+
 def test_odd_bytes(box, session, outside):
     """NUL, bare CR and 8-bit: refused or delivered signed, never a crash."""
     for i, from_lines in enumerate([b"From: peg\x00@bundy.net\r\n", b"From: al@bundy.net\rX: y\r\n",
@@ -212,7 +228,8 @@ PIECES = st.sampled_from([
     "YWxAYnVuZHkubmV0", "=40", "\u00e9", "\uff20", "@a.example:",
 ])
 NUMBERS = itertools.count()
-FIELD = st.sampled_from(["From", "FROM", "from", "From ", "From\t", "Sender", "Resent-From"])
+FIELD = st.sampled_from(["From", "FROM", "from", "From ", "From\t", "Sender", "Resent-From",
+                         "To", "Cc", "cc "])
 
 
 @settings(max_examples=50, deadline=None, database=None,

@@ -198,11 +198,28 @@ def test_rewritten(submission, from_lines, name):
     ([b'From: "unterminated <peg@bundy.net>'], b"550 5.7.1 Unreadable From:"),
     ([b"From: <peg@bundy.net"], b"550 5.7.1 Unreadable From:"),
     ([b"From: (unterminated peg@bundy.net"], b"550 5.7.1 Unreadable From:"),
+    ([b"From: peg@bundy.net", b"To: bob"], b"550 5.6.0 To: and Cc: need full addresses"),
+    ([b"From: peg@bundy.net", b"Cc: al@bundy.net, Marcy <marcy>"], b"550 5.6.0 To: and Cc:"),
+    ([b"From: peg@bundy.net", b"cc :", b" bob@x,(a comment)"], b"550 5.6.0 To: and Cc:"),
+    ([b"From: peg@bundy.net", b"Subject: x\ry"], b"550 5.6.0 Header with a bare CR"),
 ])
 def test_refused(submission, from_lines, reply):
     out, decision = submission.message(from_lines + [b"Subject: x", b"", b"body"])
     assert out == []
     assert decision.startswith(b"reject|" + reply), decision
+
+
+@pytest.mark.parametrize("to", [
+    b"To: undisclosed-recipients:;", b'To: "Bundy, Al" <al@bundy.net>, peg@bundy.net',
+    b"To: <@a.example:al@bundy.net>", b"To: al@bundy.net (Al), <>", b"Cc: (a comment)", b'Cc: "a\\"b" <x@y>'])
+def test_recipient_headers_smtpd_leaves_alone(submission, to):
+    out, decision = submission.message([b"From: peg@bundy.net", to, b"", b"x"])
+    assert decision == b"proceed" and to in out
+
+
+def test_space_before_the_colon_is_removed(submission):
+    out, _ = submission.message([b"From: peg@bundy.net", b"Subject \t: hi", b"cc : x@y", b"", b"b"])
+    assert out[1:3] == [b"Subject: hi", b"cc: x@y"]
 
 
 def test_a_logged_in_sender_needs_an_envelope(submission):
