@@ -180,6 +180,16 @@ def test_dns_prints_every_record_with_the_hosts_keys(world):
     assert {r["level"] for r in as_json["records"]} == {"required", "recommended"}
 
 
+def test_dns_as_a_sudoer(world):
+    """The keys folder is root's: a sudoer reads it with --sudo, like the deploy; without,
+    dns says so instead of printing placeholders."""
+    user = f"ssh_user={rig()['MAILORAMA_RIG_SUDO_USER']}"
+    refused = world.mailorama("dns", "--data", user)
+    assert refused.returncode == 1
+    assert "cannot read" in refused.stderr and "give --sudo" in refused.stderr
+    assert world.mailorama("dns", "--data", user, "--sudo").stdout == world.zone
+
+
 def test_doctor_all_ok(world):
     code, results = world.doctor()
     bad = {k: v for k, v in results.items() if v["status"] != "ok"}
