@@ -400,7 +400,11 @@ def resolver(spec: str | None, timeout: float = 5.0):
                                                                           spec)
         if match:
             host, port = match[1], int(match[2] or 53)
-        r.nameservers, r.port = [str(ipaddress.ip_address(host))], port
+        try:
+            r.nameservers, r.port = [str(ipaddress.ip_address(host))], port
+        except ValueError:
+            raise ValueError(f"--resolver {spec}: expected IP[:PORT] like 127.0.0.1:5353 or "
+                             "[::1]:5353") from None
     r.lifetime = timeout
     return r
 

@@ -228,8 +228,8 @@ def cmd_doctor(args) -> int:
                 probe = []
         results = doctor.check_dns(expected, lookup, h.addresses or probe)
         if probe:
-            results += doctor.check_services(probe[0], s.hostname, s.port, h.config.domains[0],
-                                             args.ca, now)
+            hosted = (h.config.domains or (s.hostname,))[0]
+            results += doctor.check_services(probe[0], s.hostname, s.port, hosted, args.ca, now)
         else:
             results.append(doctor.Result("ports, TLS, relay", doctor.UNKNOWN, dns.REQUIRED,
                                          f"no address for {s.hostname}", "give --address IP"))

@@ -12,7 +12,7 @@ from mailorama import config as cfg
 from mailorama.dns import records
 from mailorama.doctor import (MISSING, OK, UNKNOWN, WRONG, Result, check_blocklist,
                               check_certificate, check_record, check_relay, dnsbl_name,
-                              exit_code, spf_result, text_report)
+                              exit_code, resolver, spf_result, text_report)
 from mailorama.settings import settings_from
 
 REPO = Path(__file__).resolve().parents[2]
@@ -214,3 +214,16 @@ def test_exit_code_and_report():
     report = text_report("title", results)
     assert "  WRONG    required     c: bad\n" in report and "-> set: z" in report
     assert report.endswith("1 required and 1 recommended check(s) failed, 0 could not be checked")
+
+
+@pytest.mark.parametrize("spec, server, port", [
+    ("127.0.0.1:6653", "127.0.0.1", 6653), ("192.0.2.53", "192.0.2.53", 53),
+    ("[::1]:5353", "::1", 5353), ("::1", "::1", 53)])
+def test_resolver_spec(spec, server, port):
+    r = resolver(spec)
+    assert (r.nameservers, r.port) == ([server], port)
+
+
+def test_resolver_spec_refused():
+    with pytest.raises(ValueError, match="--resolver ns.example: expected IP"):
+        resolver("ns.example")
