@@ -73,6 +73,11 @@ FILES: tuple[LiveFile, ...] = (
              source="keys", check="key", on_change="smtpd"),
     LiveFile("dkim/ed25519.key", "/etc/smtpd/dkim/ed25519.key", "_dkimsign", "_dkimsign", 0o400,
              source="keys", check="key", on_change="smtpd"),
+    # One per account (mailorama/sieve.py); the group is the account's own, so only it reads it.
+    LiveFile("*.sieve", "/etc/dovecot/mail-o-rama/sieve", group="account", mode=0o640,
+             check="sieve", on_change="sieve",
+             about="each account's declarative Sieve filter (sieve/<account>.sieve), compiled "
+                   "by sievec before it goes live"),
 )
 
 TABLES = tuple(f for f in FILES if f.table)

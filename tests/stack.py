@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailorama import config as cfg
+from mailorama import sieve
 from mailorama.render import SECRET, render
 from mailorama.settings import settings_from
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "mor-test:latest"
-PORTS = {"smtp": 2525, "submission": 2587, "submissions": 2465, "imap": 2143, "imaps": 2993}
+PORTS = {"smtp": 2525, "submission": 2587, "submissions": 2465, "imap": 2143, "imaps": 2993,
+         "managesieve": 2190}
 SINK_PORT = 2600
 PASSWORDS = cfg.EXAMPLE_PASSWORDS
 
@@ -64,7 +66,9 @@ class Stack:
             "mailorama_ports": PORTS, **self.settings_data}, fqdn="mail.bundy.net")
 
     def render(self):
-        for rel, text in render(cfg.load(self.config_dir), self.settings).items():
+        config = cfg.load(self.config_dir)
+        scripts = sieve.load(self.config_dir, (a.name for a in config.accounts))
+        for rel, text in render(config, self.settings, scripts).items():
             path = self.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)

@@ -13,8 +13,10 @@ from project import Project, rig
 
 pytestmark = pytest.mark.deploy
 HOSTS = {
-    "box-a": {"smtp": 7525, "submission": 7587, "submissions": 7465, "imap": 7143, "imaps": 7993},
-    "box-b": {"smtp": 8525, "submission": 8587, "submissions": 8465, "imap": 8143, "imaps": 8993},
+    "box-a": {"smtp": 7525, "submission": 7587, "submissions": 7465, "imap": 7143, "imaps": 7993,
+              "managesieve": 7190},
+    "box-b": {"smtp": 8525, "submission": 8587, "submissions": 8465, "imap": 8143, "imaps": 8993,
+              "managesieve": 8190},
 }
 
 

@@ -29,8 +29,9 @@ def test_render_is_deterministic_and_complete():
     two = render(cfg.parse(crlf), settings)
     assert one == two
     # every config file of the container's contract, the contract itself, and the plain files
-    expected = {f"config/{f.name}" for f in FILES if f.source == "config"} | {
-        "config/contract", "config/hostname", "config/dkim-selectors", "compose.yaml"}
+    expected = {f"config/{f.name}" for f in FILES if f.source == "config" and f.check != "sieve"} | {
+        "config/contract", "config/hostname", "config/dkim-selectors", "compose.yaml"} | {
+        f"config/{a.name}.sieve" for a in cfg.load(EXAMPLE).accounts}
     assert set(one) == expected
     assert SECRET <= set(one)
     assert "mail.bundy.net" in one["config/smtpd.conf"]
@@ -42,7 +43,8 @@ def test_render_is_deterministic_and_complete():
 def test_settings_defaults():
     s = settings_from({}, fqdn="Mail.Bundy.Net")
     assert s.hostname == "mail.bundy.net" and s.root == "/opt/mail-o-rama"
-    assert s.port == {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
+    assert s.port == {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993,
+                      "managesieve": 4190}
     assert s.host_mail == "msmtp" and s.backup_retention_days == 14 and s.listen == ()
     assert dict(s.host_aliases) == {"default": "root@mail.bundy.net"}
     assert not s.loopback_only()

@@ -1,0 +1,64 @@
+"""Declarative Sieve filters: `<config_dir>/sieve/<account>.sieve`, one per account, in git.
+
+Each becomes that account's first filter: Dovecot runs it before the script the account
+activated over ManageSieve, and runs that one only when this one keeps the message. This
+module checks the folder (names, encoding, size) on the machine that deploys; `sievec` in the
+container compiles each script before it goes live (mailorama-apply) and refuses a bad one
+with `sieve/<account>.sieve:LINE`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import ConfigError
+
+FOLDER = "sieve"
+MAX_SIZE = 1024 * 1024        # Dovecot's sieve_max_script_size default
+LIVE = "/etc/dovecot/mail-o-rama/sieve"
+
+
+def collect(files: dict[str, bytes], accounts) -> tuple[dict[str, str], list[str]]:
+    """(account -> script text, errors) for the files of the sieve folder (name -> bytes)."""
+    accounts = set(accounts)
+    scripts, errors = {}, []
+    for name, data in sorted(files.items()):
+        where = f"{FOLDER}/{name}"
+        account = name.removesuffix(".sieve")
+        if not name.endswith(".sieve") or name.startswith("."):
+            errors.append(f"{where}: not a Sieve script; name it <account>.sieve or move it "
+                          f"out of {FOLDER}/")
+        elif account not in accounts:
+            errors.append(f"{where}: no account {account!r} in accounts; rename the file to "
+                          "<account>.sieve or remove it")
+        elif len(data) > MAX_SIZE:
+            errors.append(f"{where}: {len(data)} bytes, more than {MAX_SIZE}; make it shorter")
+        else:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                line = data[:e.start].count(b"\n") + 1
+                errors.append(f"{where}:{line}: not UTF-8 text; save it as UTF-8")
+                continue
+            scripts[account] = text.replace("\r\n", "\n")
+    return scripts, errors
+
+
+def load(config_dir: str | Path, accounts) -> dict[str, str]:
+    """The declarative scripts of `config_dir`, by account; ConfigError naming every problem."""
+    folder = Path(config_dir) / FOLDER
+    if not folder.is_dir():
+        return {}
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    scripts, errors = collect(files, accounts)
+    if errors:
+        raise ConfigError([f"{folder.parent}/{e}" for e in errors])
+    return scripts
+
+
+def rendered(scripts: dict[str, str], accounts) -> dict[str, str]:
+    """`config/<account>.sieve` for every account: its script as written (line numbers stay
+    the user's), or a comment only, so that removing a script from git removes its filter."""
+    return {f"config/{account}.sieve":
+            scripts.get(account, f"# Made by Mail-o-Rama: no {FOLDER}/{account}.sieve\n")
+            for account in sorted(accounts)}
