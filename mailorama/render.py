@@ -76,6 +76,8 @@ def context(config: MailConfig, settings: Settings) -> dict:
         "domains": list(config.domains),
         "tables": TABLES,
         "dkim_selectors": dict(settings.dkim_selectors),
+        "throttle": dict(settings.login_throttle),
+        "login_allow": list(settings.login_allow),
         "container": settings.container,
         "image": settings.image,
         "root": settings.root,

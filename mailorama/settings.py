@@ -31,6 +31,10 @@ _PATH_PART = re.compile(r"[A-Za-z0-9_.+@=-]+")
 _SIZE = re.compile(r"([1-9][0-9]*)([kmg])")
 _UNIT = {"k": 1 / 1024, "m": 1, "g": 1024}
 MIN_MEMORY_MIB = 128
+# Login throttling (SMTP AUTH, IMAP, ManageSieve), per client address (IPv6: per /64):
+# `failures` failed logins within `window` seconds block the address for `block` seconds,
+# doubled on each repeated block up to `max_block`. failures 0: off.
+THROTTLE = {"failures": 5, "window": 600, "block": 900, "max_block": 86400}
 
 
 def _is_ip(text: str) -> bool:
@@ -66,6 +70,8 @@ class Settings:
     host_aliases: tuple[tuple[str, str], ...] = ()
     allow_renumber: bool = False
     dkim_selectors: tuple[tuple[str, str], ...] = (("rsa", "rsa"), ("ed25519", "ed25519"))
+    login_throttle: tuple[tuple[str, int], ...] = tuple(THROTTLE.items())  # see THROTTLE
+    login_allow: tuple[str, ...] = ()     # addresses/networks never throttled
     memory_limit: str = "256m"      # the container's memory limit (Docker size, like 256m)
     log_max_size: str = "10m"       # Docker's json-file log: size of one file
     log_max_files: int = 3          # ... and how many files are kept
@@ -258,6 +264,33 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
         if not _whole(files) or not 1 <= files <= 100:
             errors.append(f"{PREFIX}log_max_files: must be a whole number 1-100, got {files!r}")
         out["log_max_files"] = files
+
+    throttle = dict(THROTTLE)
+    given = _dict("login_throttle", values.get("login_throttle") or {}, str(THROTTLE), errors) or {}
+    for name, value in given.items():
+        if name not in THROTTLE:
+            errors.append(f"{PREFIX}login_throttle: unknown key {name!r}; use {', '.join(THROTTLE)}")
+        elif not _whole(value) or not (0 if name == "failures" else 1) <= value <= 10**7:
+            errors.append(f"{PREFIX}login_throttle: {name} must be a whole number "
+                          f"{'0 (off)' if name == 'failures' else '1'} to 10000000, got {value!r}")
+        else:
+            throttle[name] = value
+    if throttle["max_block"] < throttle["block"]:
+        errors.append(f"{PREFIX}login_throttle: max_block ({throttle['max_block']}) must be at "
+                      f"least block ({throttle['block']})")
+    out["login_throttle"] = tuple(throttle.items())
+    allow = values.get("login_allow") or ()
+    if isinstance(allow, str) or not isinstance(allow, (list, tuple, set, frozenset)):
+        errors.append(f"{PREFIX}login_allow: must be a list of addresses or networks like "
+                      f"['203.0.113.7', '2001:db8::/64'], got {allow!r}")
+        allow = ()
+    nets = set()
+    for item in allow:
+        try:
+            nets.add(str(ipaddress.ip_network(item, strict=False)))
+        except (TypeError, ValueError):
+            errors.append(f"{PREFIX}login_allow: {item!r} is not an IP address or network")
+    out["login_allow"] = tuple(sorted(nets))
 
     for key in sorted(set(values) - known):
         errors.append(f"{PREFIX}{key}: unknown setting (typo?); known: {', '.join(sorted(known))}")
