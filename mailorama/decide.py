@@ -3,10 +3,12 @@ steps to take (or the reason to refuse) out. `mailorama.deploy` only turns them 
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
 from .facts import SENDMAIL, HostState
+from .offsite import marker as offsite_marker
 from .settings import Settings
 
 # Compose commands by distribution, for mailorama_install_docker.
@@ -49,6 +51,27 @@ def port_conflicts(settings: Settings, have: HostState) -> list[str]:
                     "addresses")
                 break
     return problems
+
+
+def missing_addresses(settings: Settings, have: HostState) -> list[str]:
+    """Listen addresses the host does not have (a daemon could not bind them)."""
+    if have.addresses is None:
+        return []
+    known = {str(ipaddress.ip_address(a)) for a in have.addresses if _is_address(a)}
+    # all of 127.0.0.0/8 is local on Linux; other addresses must be the host's own
+    return [f"mailorama_listen: {address} is not an address of this host (it has "
+            f"{', '.join(sorted(known))}); fix the address or leave the list empty for all"
+            for address in settings.listen if str(ipaddress.ip_address(address)) not in known
+            and not (ipaddress.ip_address(address).version == 4
+                     and ipaddress.ip_address(address).is_loopback)]
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -198,3 +221,34 @@ def summary_lines(summary: Summary, executed: bool, results: list[bool | None]) 
         if not summary.steps:
             lines.append("server unchanged")
     return lines + summary.notes
+
+
+def offsite_marker_path(settings: Settings) -> str:
+    """Written once the offsite repository answered to the configured password."""
+    return f"{settings.root}/offsite/verified"
+
+
+@dataclass(frozen=True)
+class UpkeepPlan:
+    error: str | None = None
+    packages: tuple[str, ...] = ()   # restic, for the offsite backups
+    key_mode: bool = False           # make the SSH key root-only (0600)
+    init: bool = False               # check the repository (initialise it when absent)
+
+
+def upkeep_plan(settings: Settings, have: HostState) -> UpkeepPlan:
+    """With an offsite repository: restic installed, the SSH key root-only, the repository
+    checked (initialised when absent) whenever the repository or its password changed."""
+    offsite = settings.backup_offsite
+    if offsite is None:
+        return UpkeepPlan()
+    key = offsite.ssh_key
+    if key and key not in have.files:
+        return UpkeepPlan(error=f"mailorama_backup_offsite: ssh_key {key} not found on the "
+                                "host; put the key there (root-only) or leave ssh_key out")
+    marker = offsite_marker(offsite)
+    verified = have.files.get(offsite_marker_path(settings), (None, None))[1]
+    return UpkeepPlan(
+        packages=() if "restic" in have.packages else ("restic",),
+        key_mode=bool(key) and have.files[key][0] != 0o600,
+        init=verified != hashlib.sha256(marker.encode()).hexdigest())

@@ -25,15 +25,18 @@ from pyinfra.operations import apt, server
 from pyinfra.operations.util.files import generate_color_diff
 
 from . import config as cfg
+from . import sieve
 from .decide import (HOST_MAIL_FILES, DockerPlan, HostMailPlan, StackPlan, Step, Summary,
-                     docker_plan, host_mail_plan, port_conflicts, selector_clashes, stack_plan,
-                     summary_lines)
+                     docker_plan, host_mail_plan, missing_addresses, offsite_marker_path,
+                     port_conflicts,
+                     selector_clashes, stack_plan, summary_lines, upkeep_plan)
 from .facts import SENDMAIL, Fqdn, HostState, MailoramaHost
 from .plan import HomePlan, config_problems, plan_homes
-from .render import (backup_command, certbot_hook, dkim_files, image_files, masked,
-                     new_dkim_keys, render, render_host, smtp_address, tls_copies,
-                     tls_copy_command, tls_paths)
+from .render import (certbot_hook, dkim_files, image_files, masked,
+                     new_dkim_keys, offsite_secrets, render, render_host, smtp_address,
+                     tls_copies, tls_copy_command, tls_paths, upkeep_lock)
 from .settings import Settings, SettingsError, settings_from
+from .upkeep import upkeep, upkeep_notes
 
 _configs: dict[Path, cfg.MailConfig] = {}
 _summaries: dict[str, Summary] = {}
@@ -143,10 +146,21 @@ def _with_mode(content: bytes) -> tuple[bytes, int]:
     return content, 0o755 if content.startswith(b"#!") else 0o644
 
 
+def host_sieve(settings: Settings, config: cfg.MailConfig) -> dict[str, str]:
+    """The declarative Sieve filters (`<config_dir>/sieve/`), checked before anything is pushed;
+    sievec compiles them in the container before they go live."""
+    folder = (deploy_folder() / settings.config_dir).resolve()
+    try:
+        return sieve.load(folder, (a.name for a in config.accounts))
+    except cfg.ConfigError as e:
+        raise DeployError(f"mail config {folder} has {len(e.errors)} error(s); nothing was "
+                          "deployed:\n" + "\n".join(e.errors)) from None
+
+
 def _stack_files(config, settings) -> tuple[dict, dict, dict]:
     """(config files, image files, compose file): absolute path -> (content, mode)."""
     root = settings.root
-    rendered = render(config, settings)
+    rendered = render(config, settings, host_sieve(settings, config))
     conf = {f"{root}/{rel}": (text.encode(), 0o600) for rel, text in rendered.items()
             if rel.startswith("config/")}
     image = {f"{root}/{rel}": _with_mode(content) for rel, content in image_files().items()}
@@ -157,7 +171,9 @@ def _stack_files(config, settings) -> tuple[dict, dict, dict]:
 def _dirs(settings) -> dict[str, int]:
     root, data = settings.root, settings.data
     return {root: 0o755, f"{root}/config": 0o700, f"{root}/keys": 0o700, f"{root}/image": 0o755,
-            data: 0o700, f"{data}/mail": 0o755, f"{data}/backup": 0o700}
+            data: 0o700, f"{data}/mail": 0o755, f"{data}/backup": 0o700,
+            f"{root}/status": 0o700} | ({f"{root}/offsite": 0o700} if settings.backup_offsite
+                                        else {})
 
 
 def _changed(files: dict, have: dict) -> list[str]:
@@ -262,13 +278,17 @@ def mail_server():
     settings = host_settings()
     config = host_config(settings)
     conf, image, compose = _stack_files(config, settings)
-    host_files = {p: _with_mode(t.encode()) for p, t in render_host(settings).items()}
+    secrets = offsite_secrets(settings)   # root-only
+    host_files = {p: (t.encode(), 0o600) if p in secrets else _with_mode(t.encode())
+                  for p, t in render_host(settings).items()}
     dirs = _dirs(settings)
     tls = tls_paths(settings)
     hook = certbot_hook(settings)
     key_paths = [f"{settings.root}/keys/dkim/{kind}.key" for kind, _ in settings.dkim_selectors]
     watched = (set(conf) | set(key_paths) | set(image) | set(compose) | set(dirs) | set(host_files) | set(tls)
-               | set(tls_copies(settings)) | {hook, SENDMAIL, *HOST_MAIL_FILES})
+               | set(tls_copies(settings)) | {hook, SENDMAIL, *HOST_MAIL_FILES}
+               | {offsite_marker_path(settings)}
+               | ({settings.backup_offsite.ssh_key} - {None} if settings.backup_offsite else set()))
     have: HostState = host.get_fact(
         MailoramaHost, paths=sorted(watched), root=settings.root, data=settings.data,
         container=settings.container, image=settings.image,
@@ -279,10 +299,12 @@ def mail_server():
     homes = plan_homes(config, have.homes, settings.allow_renumber)
     engine = docker_plan(settings, have)
     mail = host_mail_plan(settings, have)
+    upkept = upkeep_plan(settings, have)
     problems = list(homes.errors) + list(engine.errors) + ([mail.error] if mail.error else [])
+    problems += [upkept.error] if upkept.error else []
     problems += [f"mailorama_tls_cert/_key: {path} not found on the host"
                  for path in tls if path not in files]
-    problems += port_conflicts(settings, have)
+    problems += missing_addresses(settings, have) + port_conflicts(settings, have)
     if problems:
         raise DeployError(f"{host.name}: refusing to deploy (nothing was changed):\n"
                           + "\n".join(problems))
@@ -326,6 +348,7 @@ def mail_server():
     stack = stack_plan(have, changed_conf, changed_image, changed_compose, changed_tls)
     summary.steps += _stack_ops(settings, engine.compose, stack, have)
     summary.steps += host_mail(mail, have, host_files)
+    summary.steps += upkeep(settings, upkept)
     summary.notes = _notes(settings, config, homes, {s: v for s, v in dkim.items() if v})
     _summaries[host.name] = summary
 
@@ -335,24 +358,30 @@ def _stack_ops(settings: Settings, compose_cmd: str, stack: StackPlan,
     """Build, (re)start or apply live, as `stack_plan` decided."""
     steps = []
     if stack.rebuild:
-        op = server.shell(name="Build the image", commands=[
-            f"docker build -q --network host -t {_q(settings.image)} "
-            f"{_q(settings.root + '/image')}"])
+        op = server.shell(name="Build the image", commands=[_locked(
+            settings, f"docker build -q --network host -t {_q(settings.image)} "
+                      f"{_q(settings.root + '/image')}")])
         steps.append(Step("build the image", "built the image", op))
     if stack.start:
-        op = server.shell(name="Start the container", commands=[
+        op = server.shell(name="Start the container", commands=[_locked(
+            settings,
             f"{compose_cmd} -p {_q(settings.container)} -f {_q(settings.root + '/compose.yaml')}"
-            " up -d", _wait_ready(settings, replaced=have.container is not None)])
+            " up -d || exit 1; " + _wait_ready(settings, replaced=have.container is not None))])
         verb = "recreate" if have.container else "create"
         steps.append(Step(f"{verb} and start the container", f"{verb}d and started the container",
                           op))
     elif stack.apply:
         names = ", ".join(stack.apply)
-        op = server.shell(name=f"Apply changed config live ({names})", commands=[
-            f"docker exec {_q(settings.container)} mailorama-apply"
-            f" || {{ [ $? = 3 ] && docker restart {_q(settings.container)}; }}"])
+        op = server.shell(name=f"Apply changed config live ({names})", commands=[_locked(
+            settings, f"docker exec {_q(settings.container)} mailorama-apply"
+                      f" || {{ [ $? = 3 ] && docker restart {_q(settings.container)}; }}")])
         steps.append(Step(f"apply {names} live (no restart)", f"applied {names} live", op))
     return steps
+
+
+def _locked(settings: Settings, command: str) -> str:
+    """`command` holding the lock the host's update and restore hold too: never at once."""
+    return f"flock -w 900 {_q(upkeep_lock(settings))} sh -c {_q(command)}"
 
 
 def _wait_ready(settings: Settings, replaced: bool, seconds: int = 60) -> str:
@@ -389,7 +418,7 @@ def _notes(settings, config, homes, dkim) -> list[str]:
     lines += [f"warning: {w}" for w in config.warnings]
     lines += [f"warning: mail of removed account '{o}' stays in {settings.data}/mail/{o}"
               for o in homes.orphans]
-    lines.append(f"backup: daily, {backup_command(settings)}")
+    lines += upkeep_notes(settings)
     return lines
 
 

@@ -10,10 +10,11 @@ from pyinfra.api import FactBase
 
 SECTIONS = ("files", "sums", "docker", "docker_package", "daemon", "systemd", "compose",
             "container", "image", "homes", "os", "packages", "sendmail", "truename", "shim",
-            "dkim", "applied", "listeners")
+            "dkim", "applied", "listeners", "addresses")
 SHIM_MARK = "Mail-o-Rama's sendmail"
 SENDMAIL = "/usr/sbin/sendmail"
-PACKAGES = ("msmtp", "msmtp-mta", "cron", "docker.io", "docker-compose", "docker-compose-v2")
+PACKAGES = ("msmtp", "msmtp-mta", "cron", "docker.io", "docker-compose", "docker-compose-v2",
+            "restic")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class HostState:
     applied: dict[str, str] = field(default_factory=dict)  # config file -> sha256 last applied
     listeners: tuple[Listener, ...] = ()
     ss: bool = True                      # listeners could be read
+    addresses: frozenset[str] | None = None   # the host's IP addresses (None: unknown)
 
 
 _USERS = re.compile(r'\(\("([^"]*)",pid=(\d+)')
@@ -123,6 +125,8 @@ class MailoramaHost(FactBase):
             ' ns=$(readlink "/proc/${pid:-0}/ns/pid" 2>/dev/null);'
             ' if [ -n "$cns" ] && [ "$ns" = "$cns" ]; then o=1; else o=0; fi;'
             ' echo "$o $local $users"; done; else echo no-ss; fi',
+            "echo '## addresses'",
+            "ip -o addr show 2>/dev/null | awk '{ sub(\"/.*\", \"\", $4); print $4 }'",
             "true",
         ])
 
@@ -173,6 +177,7 @@ class MailoramaHost(FactBase):
                      (line.partition("  ") for line in raw["applied"])},
             listeners=tuple(x for x in listeners if x),
             ss="no-ss" not in raw["listeners"],
+            addresses=frozenset(raw["addresses"]) if raw["addresses"] else None,
         )
 
 

@@ -14,7 +14,9 @@ import jinja2
 
 from .config import MailConfig
 from .contract import HOSTNAME_FILE, SECRET_CONFIG, SELECTORS_FILE, TABLES, contract_text
+from .offsite import forget_args, spread, ssh_command
 from .settings import Settings
+from .sieve import rendered as sieve_files
 
 # Package data: found wherever the package is installed (a wheel, an editable checkout).
 IMAGE = resources.files("mailorama") / "image"
@@ -45,9 +47,11 @@ def _list(source: str, rows) -> str:
     return "# @list\n" + _table(source, rows)
 
 
-def tables(config: MailConfig) -> dict[str, str]:
-    """The OpenSMTPD tables and Dovecot's passwd-file, keyed by file name."""
+def tables(config: MailConfig, quotas: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The OpenSMTPD tables and Dovecot's passwd-file, keyed by file name. `quotas`: accounts
+    with a quota of their own (None: no limit), a userdb field in the passwd-file."""
     senders = config.senders()
+    quotas = quotas or {}
     return {
         "domains": _table("domains", config.domains),
         "virtuals": _table("virtuals", (f"{a} {', '.join(t)}" for a, t in config.virtuals)),
@@ -59,8 +63,14 @@ def tables(config: MailConfig) -> dict[str, str]:
                                        for name, addrs in senders.items() if addrs)),
         "aliases": _table("aliases", (f"{n}: {', '.join(t)}" for n, t in config.aliases)),
         "passwd": _table("accounts", (f"{a.name}:{a.hash}:{a.uid}:{a.uid}::{home(a.name)}::"
-                                      for a in config.accounts)),
+                                      + _quota_field(a.name, quotas) for a in config.accounts)),
     }
+
+
+def _quota_field(account: str, quotas: dict[str, str | None]) -> str:
+    if account not in quotas:
+        return ""
+    return f"userdb_quota_storage_size={quotas[account] or 'unlimited'}"
 
 
 def context(config: MailConfig, settings: Settings) -> dict:
@@ -76,8 +86,6 @@ def context(config: MailConfig, settings: Settings) -> dict:
         "domains": list(config.domains),
         "tables": TABLES,
         "dkim_selectors": dict(settings.dkim_selectors),
-        "throttle": dict(settings.login_throttle),
-        "login_allow": list(settings.login_allow),
         "container": settings.container,
         "image": settings.image,
         "root": settings.root,
@@ -85,6 +93,12 @@ def context(config: MailConfig, settings: Settings) -> dict:
         "tls_cert": settings.tls_cert,
         "tls_key": settings.tls_key,
         "backup_retention_days": settings.backup_retention_days,
+        "quota": settings.quota or "unlimited",
+        "memory_limit": settings.memory_limit,
+        "log_max_size": settings.log_max_size,
+        "log_max_files": settings.log_max_files,
+        "throttle": dict(settings.login_throttle),
+        "login_allow": list(settings.login_allow),
     }
 
 
@@ -95,10 +109,13 @@ def relay_scheme(settings: Settings) -> str:
     return "smtp+tls" if settings.relay_auth else "smtp"
 
 
-def render(config: MailConfig, settings: Settings) -> dict[str, str]:
-    """Every rendered file, by path relative to the stack folder."""
+def render(config: MailConfig, settings: Settings,
+           sieve: dict[str, str] | None = None) -> dict[str, str]:
+    """Every rendered file, by path relative to the stack folder. `sieve`: the declarative
+    Sieve filters by account (mailorama.sieve.load)."""
     ctx = context(config, settings)
-    files = {f"config/{name}": text for name, text in tables(config).items()}
+    files = {f"config/{name}": text for name, text in tables(config, dict(settings.quotas)).items()}
+    files |= sieve_files(sieve or {}, (a.name for a in config.accounts))
     files["config/own-senders"] = _list("domains", (f"@{domain}" for domain in config.domains))
     # name@host name: system mail, for the aliases only (not every account name)
     files["config/system-recipients"] = _list(
@@ -167,8 +184,10 @@ def render_host(settings: Settings) -> dict[str, str]:
         # spread the hosts' backups over the hour, the same minute on every run
         "backup_minute": int(hashlib.sha256(settings.hostname.encode()).hexdigest(), 16) % 60,
         "tls_copy_command": tls_copy_command(settings),
-    }
+    } | upkeep_context(settings)
     templates = {f"/etc/cron.d/{settings.container}": "etc/cron.d/container.j2"}
+    templates |= {path: f"usr/local/sbin/mailorama-{name}.j2"
+                  for name, path in ctx["scripts"].items()}
     if settings.host_mail != "none":
         templates |= {"/etc/msmtprc": "etc/msmtprc.j2",
                       "/etc/mail-o-rama/msmtp-aliases": "etc/mail-o-rama/msmtp-aliases.j2",
@@ -176,8 +195,55 @@ def render_host(settings: Settings) -> dict[str, str]:
                       "/etc/mail-o-rama/sendmail.ini": "etc/mail-o-rama/sendmail.ini.j2"}
     if (settings.tls_cert or "").startswith("/etc/letsencrypt/"):
         templates[certbot_hook(settings)] = "etc/letsencrypt/renewal-hooks/deploy/container.j2"
-    return {dest: _env.get_template(f"host/{name}").render(ctx)
-            for dest, name in sorted(templates.items())}
+    files = {dest: _env.get_template(f"host/{name}").render(ctx)
+             for dest, name in templates.items()}
+    return dict(sorted((files | offsite_secrets(settings)).items()))
+
+
+def upkeep_scripts(settings: Settings) -> dict[str, str]:
+    """The host's upkeep scripts for this container: name -> path (restic and restore-offsite
+    only with an offsite repository)."""
+    names = ["backup", "check", "update"]
+    if settings.backup_offsite:
+        names += ["restic", "restore-offsite"]
+    return {name: f"/usr/local/sbin/mailorama-{name}-{settings.container}" for name in names}
+
+
+def upkeep_lock(settings: Settings) -> str:
+    """Held by the deploy's build/start/apply, the update and the restore: never at once."""
+    return f"/run/lock/mail-o-rama-{settings.container}.lock"
+
+
+def upkeep_context(settings: Settings) -> dict:
+    """What the upkeep scripts and the cron file see."""
+    offsite = settings.backup_offsite
+    status = f"{settings.root}/status"
+    sftp = offsite and ssh_command(offsite.repository, offsite.ssh_key,
+                                   f"{settings.root}/offsite/known_hosts")
+    return {
+        "root": settings.root, "image": settings.image, "status": status,
+        "previous": settings.image.rsplit(":", 1)[0] + ":previous",
+        "lock": upkeep_lock(settings), "scripts": upkeep_scripts(settings),
+        "offsite": offsite is not None, "keep": forget_args(settings.backup_keep),
+        "restic_options": shlex.quote(f"--option=sftp.command={sftp}") if sftp else "",
+        "auto_update": settings.auto_update, "tls_cert": settings.tls_cert,
+        "check_minute": spread(settings.hostname, "check", 60),
+        "update_minute": spread(settings.hostname, "update", 60),
+        "update_day": spread(settings.hostname, "update-day", 7),
+    }
+
+
+def offsite_secrets(settings: Settings) -> dict[str, str]:
+    """The offsite repository's settings and password (root-only files, 0600)."""
+    offsite = settings.backup_offsite
+    if not offsite:
+        return {}
+    folder = f"{settings.root}/offsite"
+    env = (f"# Made by Mail-o-Rama from mailorama_backup_offsite.\n"
+           f"RESTIC_REPOSITORY={shlex.quote(offsite.repository)}\n"
+           f"RESTIC_PASSWORD_FILE={folder}/password\n"
+           f"RESTIC_CACHE_DIR={folder}/cache\n")
+    return {f"{folder}/env": env, f"{folder}/password": f"{offsite.password}\n"}
 
 
 def masked(path: str, lines: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mailorama.cli import hash_password
 from project import Project
 
 pytestmark = pytest.mark.deploy
@@ -94,4 +95,40 @@ def test_config_dir_is_relative_to_the_deploy_folder(project, tmp_path):
         env=dict(os.environ, MOR_TEST_DATA="{}"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "nothing was changed; a deploy would:" in result.stderr
+    assert not project.root.exists()
+
+
+def test_a_container_that_does_not_get_ready_is_stopped_not_left_looping(project, tmp_path):
+    assert project.deploy().returncode == 0
+    image = f"{NAME}:latest"
+    # an image that dies at once, under the deployed image's tag: what a bad rebuild leaves
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "Dockerfile").write_text(
+        f"FROM {image}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"echo broken-on-purpose >&2; exit 3\"]\n")
+    subprocess.run(["docker", "build", "-q", "-t", image, str(tmp_path / "broken")], check=True,
+                   capture_output=True)
+    result = project.deploy(mailorama_log_max_files=4)        # a changed compose file: up -d
+    assert result.returncode != 0
+    assert "broken-on-purpose" in result.stderr, result.stderr[-3000:]
+    assert "it is stopped (not restart-looping)" in result.stderr
+    assert "the previous container was replaced" in result.stderr
+    assert "FAILED: recreate and start the container" in result.stderr
+    state = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}}", NAME],
+                           capture_output=True, text=True).stdout.strip()
+    assert state == "exited"
+    time.sleep(3)                                              # and it stays so
+    assert subprocess.run(["docker", "inspect", "-f", "{{.State.Status}}", NAME],
+                          capture_output=True, text=True).stdout.strip() == "exited"
+    subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+
+
+def test_a_listen_address_the_host_lacks_is_refused(project):
+    accounts = project.file("accounts")       # beyond loopback: no published passwords
+    accounts.write_text("".join(
+        f"{line.split()[0]} {line.split()[1]} {hash_password('not-published', rounds=5000)}\n"
+        for line in accounts.read_text().splitlines() if line.strip() and line[0] != "#"))
+    result = project.deploy(mailorama_listen=["127.0.0.1", "192.0.2.77"])
+    assert result.returncode != 0
+    assert "mailorama_listen: 192.0.2.77 is not an address of this host" in result.stderr, \
+        result.stderr[-2000:]
     assert not project.root.exists()

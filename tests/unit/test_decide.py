@@ -1,7 +1,8 @@
 """The deploy's decisions as pure functions: host facts in, steps (or refusals) out."""
 
 from mailorama.decide import (MSMTP_DIVERTED, Step, Summary, docker_plan, host_mail_plan,
-                              port_conflicts, selector_clashes, stack_plan, summary_lines)
+                              missing_addresses, port_conflicts, selector_clashes, stack_plan,
+                              summary_lines)
 from mailorama.facts import SENDMAIL, Container, HostState, Listener, MailoramaHost
 from mailorama.settings import settings_from
 
@@ -118,3 +119,13 @@ def test_two_hosts_with_different_keys_under_one_name_clash():
     assert len(clash) == 1 and clash[0].startswith(
         "rsa._domainkey.bundy.net: mx1.example and mx2.example have different DKIM keys")
     assert "'mx2-rsa'" in clash[0]
+
+
+def test_listen_addresses_the_host_lacks_are_refused():
+    have = HostState(addresses=frozenset({"127.0.0.1", "::1", "192.0.2.2"}))
+    assert missing_addresses(settings(listen=["127.0.0.1", "::1"]), have) == []
+    problems = missing_addresses(settings(listen=["127.0.0.1", "192.0.2.7"]), have)
+    assert len(problems) == 1 and problems[0].startswith(
+        "mailorama_listen: 192.0.2.7 is not an address of this host")
+    assert missing_addresses(settings(listen=["192.0.2.7"]), HostState()) == []   # unknown
+    assert missing_addresses(settings(listen=["127.0.0.5"]), have) == []     # 127/8 is local
