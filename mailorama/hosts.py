@@ -18,7 +18,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ADDRESSES_KEY = "mailorama_addresses"   # not (yet) a Settings field: read here
 
 
 @dataclass
@@ -32,17 +31,6 @@ class MailHost:
 
 class HostError(Exception):
     pass
-
-
-def _addresses(value, host: str) -> list[str] | None:
-    if value in (None, "", []):
-        return None
-    items = value.split(",") if isinstance(value, str) else value
-    try:
-        return [str(ipaddress.ip_address(str(a).strip())) for a in items]
-    except ValueError:
-        raise HostError(f"{host}: {ADDRESSES_KEY}: expected a list of IP addresses like "
-                        f"['203.0.113.25', '2001:db8::25'], got {value!r}") from None
 
 
 def _dns_fact():
@@ -141,7 +129,6 @@ def _mail_host(host, folder: Path, configs: dict) -> MailHost:
     from .settings import SettingsError, settings_from
 
     host_data = host.data.dict()
-    addresses = _addresses(host_data.pop(ADDRESSES_KEY, None), host.name)
     fqdn = None if host_data.get("mailorama_hostname") else host.get_fact(Fqdn)
     try:
         settings = settings_from(host_data, fqdn=fqdn)
@@ -159,7 +146,7 @@ def _mail_host(host, folder: Path, configs: dict) -> MailHost:
         raise HostError(f"{host.name}: cannot read {settings.root}/keys/dkim as this SSH user: "
                         "give --sudo (as for the deploy)")
     return MailHost(host.name, settings, configs[path], seen["dkim"],
-                    addresses or seen["addresses"])
+                    list(settings.addresses) or seen["addresses"])
 
 
 def _mx_hosts(hosts: list[MailHost]) -> dict[str, list[str]]:
@@ -257,7 +244,7 @@ def _host_options(p):
                    help="only this inventory host (repeatable)")
     p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
                    help="override host data like pyinfra's --data, e.g. "
-                   f"{ADDRESSES_KEY}=203.0.113.25")
+                   "mailorama_addresses=203.0.113.25")
     p.add_argument("--sudo", action="store_true", help="read the DKIM keys with sudo")
     p.add_argument("--json", action="store_true", help="JSON instead of text")
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from .config import ConfigError, normalise_address, normalise_domain
+from .offsite import KEEP, Offsite, parse_keep, parse_offsite
 
 PREFIX = "mailorama_"
-DEFAULT_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
+DEFAULT_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993,
+                 "managesieve": 4190}
 HOST_MAIL = ("msmtp", "shim", "none")
 
 
@@ -31,6 +33,7 @@ _PATH_PART = re.compile(r"[A-Za-z0-9_.+@=-]+")
 _SIZE = re.compile(r"([1-9][0-9]*)([kmg])")
 _UNIT = {"k": 1 / 1024, "m": 1, "g": 1024}
 MIN_MEMORY_MIB = 128
+_QUOTA = re.compile(r"[1-9][0-9]*[KMGT]")
 # Login throttling (SMTP AUTH, IMAP, ManageSieve), per client address (IPv6: per /64):
 # `failures` failed logins within `window` seconds block the address for `block` seconds,
 # doubled on each repeated block up to `max_block`. failures 0: off.
@@ -70,11 +73,17 @@ class Settings:
     host_aliases: tuple[tuple[str, str], ...] = ()
     allow_renumber: bool = False
     dkim_selectors: tuple[tuple[str, str], ...] = (("rsa", "rsa"), ("ed25519", "ed25519"))
-    login_throttle: tuple[tuple[str, int], ...] = tuple(THROTTLE.items())  # see THROTTLE
-    login_allow: tuple[str, ...] = ()     # addresses/networks never throttled
     memory_limit: str = "256m"      # the container's memory limit (Docker size, like 256m)
     log_max_size: str = "10m"       # Docker's json-file log: size of one file
     log_max_files: int = 3          # ... and how many files are kept
+    backup_offsite: Offsite | None = None                  # restic repository, password, key
+    backup_keep: tuple[tuple[str, int], ...] = tuple(KEEP.items())   # restic forget policy
+    auto_update: bool = True        # weekly image rebuild with current Debian packages
+    quota: str | None = "10G"       # each account's mail storage (Dovecot size); None: no limit
+    quotas: tuple[tuple[str, str | None], ...] = ()      # account -> its own quota
+    login_throttle: tuple[tuple[str, int], ...] = tuple(THROTTLE.items())  # see THROTTLE
+    login_allow: tuple[str, ...] = ()     # addresses/networks never throttled
+    addresses: tuple[str, ...] = ()       # the host's public addresses, for `mailorama dns`
 
     @property
     def port(self) -> dict[str, int]:
@@ -105,6 +114,18 @@ def _size(key: str, value, errors: list[str], minimum_mib: float = 0):
         least = f" of at least {minimum_mib}m" if minimum_mib else ""
         errors.append(f"{PREFIX}{key}: must be a size{least} like '256m' or '1g' (k, m or g), "
                       f"got {value!r}")
+        return None
+    return match[0]
+
+
+def _quota(key: str, value, errors: list[str]) -> str | None:
+    """A mailbox quota like '10G' (K, M, G or T), upper-cased; None or 'unlimited': no limit."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "unlimited"):
+        return None
+    match = _QUOTA.fullmatch(value.strip().upper()) if isinstance(value, str) else None
+    if not match:
+        errors.append(f"{PREFIX}{key}: must be a size like '10G' or '500M' (K, M, G or T), or "
+                      f"None for no limit; got {value!r}")
         return None
     return match[0]
 
@@ -148,6 +169,16 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
         if not isinstance(address, str) or not _is_ip(address) or "%" in address:
             errors.append(f"{PREFIX}listen: {address!r} is not an IP address (without a scope)")
     out["listen"] = tuple(sorted({a for a in listen if isinstance(a, str)}))
+
+    addresses = values.get("addresses") or ()
+    if isinstance(addresses, str):
+        addresses = addresses.split(",")
+    if not isinstance(addresses, (list, tuple)) or not all(
+            isinstance(a, str) and _is_ip(a.strip()) for a in addresses):
+        errors.append(f"{PREFIX}addresses: must be a list of the host's public IP addresses "
+                      f"like ['203.0.113.25', '2001:db8::25'], got {addresses!r}")
+        addresses = ()
+    out["addresses"] = tuple(str(ipaddress.ip_address(a.strip())) for a in addresses)
 
     ports = dict(DEFAULT_PORTS)
     given = _dict("ports", values.get("ports") or {}, str(DEFAULT_PORTS), errors) or {}
@@ -218,7 +249,7 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     else:
         out["backup_retention_days"] = retention
 
-    for key in ("install_docker", "allow_renumber", "relay_tls_verify"):
+    for key in ("install_docker", "allow_renumber", "relay_tls_verify", "auto_update"):
         if key in values:
             if not isinstance(values[key], bool):
                 errors.append(f"{PREFIX}{key}: must be True or False, got {values[key]!r}")
@@ -264,6 +295,20 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
         if not _whole(files) or not 1 <= files <= 100:
             errors.append(f"{PREFIX}log_max_files: must be a whole number 1-100, got {files!r}")
         out["log_max_files"] = files
+
+    if values.get("backup_offsite"):
+        out["backup_offsite"] = parse_offsite(values["backup_offsite"], errors)
+    if "backup_keep" in values:
+        out["backup_keep"] = parse_keep(values["backup_keep"], errors)
+
+    if "quota" in values:
+        out["quota"] = _quota("quota", values["quota"], errors)
+    quotas = _dict("quotas", values.get("quotas") or {}, "{'al': '20G'}", errors) or {}
+    for account, size in quotas.items():
+        if not isinstance(account, str) or not account:
+            errors.append(f"{PREFIX}quotas: {account!r} is not an account name")
+    out["quotas"] = tuple(sorted((str(a), _quota(f"quotas: {a}", s, errors))
+                                 for a, s in quotas.items()))
 
     throttle = dict(THROTTLE)
     given = _dict("login_throttle", values.get("login_throttle") or {}, str(THROTTLE), errors) or {}

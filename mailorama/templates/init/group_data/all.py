@@ -11,8 +11,15 @@ mailorama_hostname = None
 # Addresses the services bind to. Empty: all addresses.
 mailorama_listen = []
 
-# Ports of the services (all of them need not be open in a firewall: submission/imaps suffice).
-mailorama_ports = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993}
+# The host's public addresses (behind NAT they are not on its interfaces), for the A/AAAA and
+# PTR records of `mailorama dns` and the checks of `mailorama doctor`. Empty: the addresses on
+# the host's interfaces.
+mailorama_addresses = []
+
+# Ports of the services (all of them need not be open in a firewall: submission/imaps suffice;
+# managesieve: Sieve filters and vacation from mail clients, STARTTLS before login).
+mailorama_ports = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993,
+                   "managesieve": 4190}
 
 # Stack folder on the host: compose file, config, DKIM keys, TLS, image build context.
 mailorama_root = "/opt/mail-o-rama"
@@ -32,6 +39,13 @@ mailorama_memory_limit = "256m"
 # The container's log (Docker's json-file driver): size of one file, and how many are kept.
 mailorama_log_max_size = "10m"
 mailorama_log_max_files = 3
+
+# Mail storage of each account (K, M, G or T); None: no limit. A full mailbox is refused with
+# 452 4.2.2 at RCPT (the sending server retries); nothing already accepted is lost.
+mailorama_quota = "10G"
+
+# Accounts with a quota of their own, e.g. {"al": "20G", "peg": None}.
+mailorama_quotas = {}
 
 # An existing certificate on the host, e.g. Let's Encrypt's live files. None: self-signed.
 mailorama_tls_cert = None
@@ -54,6 +68,32 @@ mailorama_host_aliases = None
 
 # Daily backups older than this many days are deleted. None: keep all.
 mailorama_backup_retention_days = 14
+
+# Offsite, encrypted backups with restic after the local ones, e.g. {"repository":
+# "sftp:backup@host.example:/srv/restic/mail", "password": "...", "ssh_key": "/root/.ssh/backup"}
+# (any restic repository; ssh_key: a key on the host, for sftp). Keep the password elsewhere
+# too: without it the backups cannot be read. None: local backups only.
+mailorama_backup_offsite = None
+
+# How many offsite snapshots restic keeps (also "yearly").
+mailorama_backup_keep = {"daily": 7, "weekly": 4, "monthly": 6}
+
+# Weekly: rebuild the image with current Debian packages; recreate the container when they
+# changed, roll back (and mail root) when it does not get healthy.
+mailorama_auto_update = True
+
+# Offsite, encrypted backups with restic after the local ones, e.g. {"repository":
+# "sftp:backup@host.example:/srv/restic/mail", "password": "...", "ssh_key": "/root/.ssh/backup"}
+# (any restic repository; ssh_key: a key on the host, for sftp). Keep the password elsewhere
+# too: without it the backups cannot be read. None: local backups only.
+mailorama_backup_offsite = None
+
+# How many offsite snapshots restic keeps (also "yearly").
+mailorama_backup_keep = {"daily": 7, "weekly": 4, "monthly": 6}
+
+# Weekly: rebuild the image with current Debian packages; recreate the container when they
+# changed, roll back (and mail root) when it does not get healthy.
+mailorama_auto_update = True
 
 # Install Docker engine and compose from the host's distribution (Debian 12/13, Ubuntu 24.04).
 mailorama_install_docker = False
