@@ -14,7 +14,8 @@ from mail import arrived, message, send
 
 pytestmark = pytest.mark.deploy
 NAME = "mor-test-wheel"
-PORTS = {"smtp": 10525, "submission": 10587, "submissions": 10465, "imap": 10143, "imaps": 10993}
+PORTS = {"smtp": 10525, "submission": 10587, "submissions": 10465, "imap": 10143, "imaps": 10993,
+         "managesieve": 10190}
 PASSWORD = "wheel-deploy-pw"
 
 

@@ -19,7 +19,8 @@ from project import rig
 pytestmark = pytest.mark.deploy
 REPO = Path(__file__).resolve().parents[2]
 NAME = "mor-test-workflow"
-PORTS = {"smtp": 11525, "submission": 11587, "submissions": 11465, "imap": 11143, "imaps": 11993}
+PORTS = {"smtp": 11525, "submission": 11587, "submissions": 11465, "imap": 11143, "imaps": 11993,
+         "managesieve": 11190}
 PASSWORD = "workflow-deploy-pw"
 SIMULATED = {"actions/checkout", "actions/setup-python"}     # the copy and the venv stand in
 SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Z0-9_]+)\s*\}\}")

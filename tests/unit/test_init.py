@@ -4,6 +4,7 @@ writes."""
 
 from __future__ import annotations
 
+import ast
 import os
 import pty
 import runpy
@@ -131,6 +132,9 @@ def test_bad_answers_and_passwords_are_refused_before_anything_is_written(tmp_pa
 
 
 def test_group_data_all_lists_every_setting_with_its_default():
+    text = (REPO / "group_data/all.py").read_text()
+    assigned = [n.targets[0].id for n in ast.parse(text).body if isinstance(n, ast.Assign)]
+    assert len(assigned) == len(set(assigned)), "a setting is assigned twice"
     defaults = {k: v for k, v in runpy.run_path(str(REPO / "group_data/all.py")).items()
                 if k.startswith("mailorama_")}
     assert sorted(defaults) == sorted(f"mailorama_{f.name}" for f in fields(Settings))

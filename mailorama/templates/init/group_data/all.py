@@ -47,6 +47,14 @@ mailorama_quota = "10G"
 # Accounts with a quota of their own, e.g. {"al": "20G", "peg": None}.
 mailorama_quotas = {}
 
+# Failed logins (SMTP AUTH, IMAP, ManageSieve) per client address (IPv6: per /64): `failures`
+# within `window` seconds block the address for `block` seconds, doubled on each repeat up to
+# `max_block`. failures 0: no throttling.
+mailorama_login_throttle = {"failures": 5, "window": 600, "block": 900, "max_block": 86400}
+
+# Addresses or networks never throttled, e.g. ["203.0.113.7", "2001:db8::/64"].
+mailorama_login_allow = []
+
 # An existing certificate on the host, e.g. Let's Encrypt's live files. None: self-signed.
 mailorama_tls_cert = None
 mailorama_tls_key = None
@@ -68,19 +76,6 @@ mailorama_host_aliases = None
 
 # Daily backups older than this many days are deleted. None: keep all.
 mailorama_backup_retention_days = 14
-
-# Offsite, encrypted backups with restic after the local ones, e.g. {"repository":
-# "sftp:backup@host.example:/srv/restic/mail", "password": "...", "ssh_key": "/root/.ssh/backup"}
-# (any restic repository; ssh_key: a key on the host, for sftp). Keep the password elsewhere
-# too: without it the backups cannot be read. None: local backups only.
-mailorama_backup_offsite = None
-
-# How many offsite snapshots restic keeps (also "yearly").
-mailorama_backup_keep = {"daily": 7, "weekly": 4, "monthly": 6}
-
-# Weekly: rebuild the image with current Debian packages; recreate the container when they
-# changed, roll back (and mail root) when it does not get healthy.
-mailorama_auto_update = True
 
 # Offsite, encrypted backups with restic after the local ones, e.g. {"repository":
 # "sftp:backup@host.example:/srv/restic/mail", "password": "...", "ssh_key": "/root/.ssh/backup"}
