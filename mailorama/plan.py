@@ -62,4 +62,9 @@ def config_problems(config: MailConfig, settings: Settings, source: str) -> list
                             "published passwords and the host would listen beyond loopback; set "
                             "new hashes (mailorama hash-password) or set mailorama_listen to "
                             "loopback addresses")
+    names = {a.name for a in config.accounts}
+    unknown = sorted(name for name, _ in settings.quotas if name not in names)
+    if unknown:
+        problems.append(f"mailorama_quotas: {', '.join(unknown)} not in {source}/accounts; "
+                        f"use account names ({', '.join(sorted(names))}) or remove them")
     return problems
