@@ -332,6 +332,8 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     nets = set()
     for item in allow:
         try:
+            if not isinstance(item, str):
+                raise TypeError(item)
             nets.add(str(ipaddress.ip_network(item, strict=False)))
         except (TypeError, ValueError):
             errors.append(f"{PREFIX}login_allow: {item!r} is not an IP address or network")

@@ -82,7 +82,7 @@ def transaction(msg: bytes, sender: str = "list-bounces@lists.example", sid: str
 def run(args: list[str], lines: list[str]) -> tuple[list[str], str, int]:
     r = subprocess.run(["perl", str(FILTER), *args], input="\n".join(["config|ready", *lines]) + "\n",
                        capture_output=True, text=True, timeout=60)
-    return r.stdout.splitlines(), r.stderr, r.returncode
+    return r.stdout.split("\n")[:-1], r.stderr, r.returncode
 
 
 def inbound(keyfile: Path, msg: bytes, sender: str = "list-bounces@lists.example"):

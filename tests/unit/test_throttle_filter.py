@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("perl"), reason="needs perl")
 def run(lines: list[str], args: list[str] = ARGS) -> tuple[list[str], str, int]:
     r = subprocess.run(["perl", str(FILTER), *args], input="\n".join(lines) + "\n",
                        capture_output=True, text=True, timeout=60)
-    return r.stdout.splitlines(), r.stderr, r.returncode
+    return r.stdout.split("\n")[:-1], r.stderr, r.returncode
 
 
 def connect(sid: str, src: str) -> list[str]:
@@ -115,3 +115,37 @@ def test_any_input_is_answered_and_never_kills_it(lines):
     for line, answer in zip(asked, answers):
         assert answer.split("|")[1:3] == line.split("|")[5:7]
     assert "line " not in err                  # no Perl error or warning
+
+
+def test_settings_defaults_overrides_errors_and_rendering():
+    from mailorama import config as cfg
+    from mailorama.render import render
+    from mailorama.settings import THROTTLE, SettingsError, settings_from
+    from test_config import EXAMPLE
+
+    s = settings_from({}, fqdn="mail.bundy.net")
+    assert dict(s.login_throttle) == THROTTLE == {"failures": 5, "window": 600, "block": 900,
+                                                  "max_block": 86400}
+    s = settings_from({"mailorama_login_throttle": {"failures": 3},
+                       "mailorama_login_allow": ["203.0.113.7", "2001:db8::5/64"]},
+                      fqdn="mail.bundy.net")
+    assert dict(s.login_throttle)["failures"] == 3 and s.login_allow == ("2001:db8::/64",
+                                                                          "203.0.113.7/32")
+    files = render(cfg.load(EXAMPLE), s)
+    smtpd, dovecot = files["config/smtpd.conf"], files["config/dovecot.conf"]
+    assert ('mailorama-throttle 3 600 900 86400 2001:db8::/64 203.0.113.7/32"' in smtpd
+            and 'chain { "throttle", ' in smtpd)
+    assert "passdb lua {" in dovecot and "allow = 2001:db8::/64 203.0.113.7/32" in dovecot
+    off = render(cfg.load(EXAMPLE), settings_from({"mailorama_login_throttle": {"failures": 0}},
+                                                  fqdn="mail.bundy.net"))
+    assert "throttle" not in off["config/smtpd.conf"]
+    assert "passdb passwd-file {" in off["config/dovecot.conf"]
+    with pytest.raises(SettingsError) as e:
+        settings_from({"mailorama_login_throttle": {"failures": -1, "block": True, "x": 1,
+                                                    "max_block": 10},
+                       "mailorama_login_allow": ["nonsense", True]}, fqdn="mail.bundy.net")
+    text = "\n".join(e.value.errors)
+    for part in ("failures must be a whole number 0 (off)", "block must be a whole number 1",
+                 "unknown key 'x'", "'nonsense' is not an IP address",
+                 "True is not an IP address"):
+        assert part in text, text
