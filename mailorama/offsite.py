@@ -1,0 +1,113 @@
+"""Offsite backups with restic, and the host's upkeep jobs (backup, restore, update, self-check):
+the settings' checks and the values the host scripts are rendered with. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Mapping
+
+KEEP = {"daily": 7, "weekly": 4, "monthly": 6, "yearly": 0}
+# restic repository URLs: a local path or one of restic's backends
+_SCHEMES = ("sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:")
+_PATH = re.compile(r"(/[A-Za-z0-9_.+@=-]+)+")
+# sftp:user@host:/path, sftp:host:path, sftp://user@host:port//path, sftp://user@[::1]:22/path
+_SFTP = re.compile(r"sftp:(?://(?P<u1>[^@/\s]+@)?(?P<h1>\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+)"
+                   r"(?::(?P<port>\d+))?/.+|(?P<u2>[^@/:\s]+@)?(?P<h2>[^:/\s]+):.+)")
+
+
+@dataclass(frozen=True)
+class Offsite:
+    repository: str
+    password: str
+    ssh_key: str | None = None
+
+
+def parse_offsite(value, errors: list[str], key: str = "mailorama_backup_offsite"):
+    """The offsite repository setting as Offsite, or None (and errors appended)."""
+    example = ("{'repository': 'sftp:backup@host.example:/srv/restic/mail', 'password': '...', "
+               "'ssh_key': '/root/.ssh/backup_ed25519'}")
+    if not isinstance(value, Mapping):
+        errors.append(f"{key}: must be a dict like {example}, got {value!r}")
+        return None
+    count = len(errors)
+    unknown = sorted(str(k) for k in set(value) - {"repository", "password", "ssh_key"})
+    if unknown:
+        errors.append(f"{key}: unknown key(s) {', '.join(unknown)}; use repository, password, "
+                      "ssh_key")
+    repo, password, ssh_key = value.get("repository"), value.get("password"), value.get("ssh_key")
+    if (not isinstance(repo, str) or not repo or any(c.isspace() or c in "'\"\\" for c in repo)
+            or not (repo.startswith(_SCHEMES) or _PATH.fullmatch(repo))):
+        errors.append(f"{key}: repository must be a restic repository like "
+                      f"'sftp:user@host:/path' or an absolute path, got {repo!r}")
+    elif repo.startswith("sftp:") and not _SFTP.fullmatch(repo):
+        errors.append(f"{key}: repository {repo!r} is not 'sftp:user@host:/path' or "
+                      "'sftp://user@host:port//path'")
+    if not isinstance(password, str) or not password.strip() or "\n" in password \
+            or "\r" in password:
+        errors.append(f"{key}: password must be a non-empty string on one line (it encrypts "
+                      "the repository: keep a copy apart from the server)")
+    if ssh_key is not None:
+        if not isinstance(ssh_key, str) or not _PATH.fullmatch(ssh_key) or "/../" in ssh_key:
+            errors.append(f"{key}: ssh_key must be an absolute path on the host like "
+                          f"/root/.ssh/backup_ed25519, got {ssh_key!r}")
+        elif isinstance(repo, str) and not repo.startswith("sftp:"):
+            errors.append(f"{key}: ssh_key is for 'sftp:' repositories only")
+    if len(errors) > count:
+        return None
+    return Offsite(repo, password, ssh_key)
+
+
+def parse_keep(value, errors: list[str], key: str = "mailorama_backup_keep"):
+    """The retention policy (daily, weekly, monthly, yearly counts) over the defaults."""
+    if not isinstance(value, Mapping):
+        errors.append(f"{key}: must be a dict like {{'daily': 7, 'weekly': 4, 'monthly': 6}}, "
+                      f"got {value!r}")
+        return None
+    keep = dict(KEEP)
+    for name, count in value.items():
+        if name not in KEEP:
+            errors.append(f"{key}: unknown period {name!r}; use {', '.join(KEEP)}")
+        elif not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 10000:
+            errors.append(f"{key}: {name} must be a whole number 0-10000, got {count!r}")
+        else:
+            keep[name] = count
+    if not any(keep.values()):
+        errors.append(f"{key}: keeps nothing; give at least one period a count above 0")
+    return tuple(keep.items())
+
+
+def ssh_command(repository: str, ssh_key: str | None, known_hosts: str) -> str | None:
+    """restic's sftp.command for an sftp repository (None for other backends): no prompts,
+    the server's key pinned on first use in `known_hosts`, the given key."""
+    match = _SFTP.fullmatch(repository)
+    if not match:
+        return None
+    user = match["u1"] or match["u2"] or ""
+    host = (match["h1"] or match["h2"]).strip("[]")
+    args = ["ssh", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=60",
+            "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known_hosts}"]
+    if ssh_key:
+        args += ["-o", "IdentitiesOnly=yes", "-i", ssh_key]
+    if match["port"]:
+        args += ["-p", match["port"]]
+    return " ".join(shlex.quote(a) for a in [*args, f"{user}{host}", "-s", "sftp"])
+
+
+def forget_args(keep) -> str:
+    """restic forget's policy flags, e.g. --keep-daily 7 --keep-weekly 4."""
+    return " ".join(f"--keep-{name} {count}" for name, count in keep if count)
+
+
+def marker(offsite: Offsite) -> str:
+    """What the deploy writes once the repository answers to this password: a changed
+    repository or password checks (and initialises) again."""
+    digest = hashlib.sha256(f"{offsite.repository}\0{offsite.password}".encode()).hexdigest()
+    return f"{digest}\n"
+
+
+def spread(hostname: str, salt: str, modulo: int) -> int:
+    """A number in range(modulo) fixed per host name: spreads the hosts' jobs over time."""
+    return int(hashlib.sha256(f"{salt}{hostname}".encode()).hexdigest(), 16) % modulo
