@@ -83,6 +83,20 @@ def test_ipv6_counts_per_64_and_allow_list_is_never_blocked():
     assert "203.0.113" not in err and "aaaa" not in err
 
 
+def test_many_connections_at_once_get_no_more_checks_than_failures():
+    lines = ["config|ready"]
+    for i in range(6):
+        lines += [*connect(f"p{i}", f"192.0.2.9:{i}"), auth(f"p{i}")]
+    lines += ["report|0.7|1.5|smtp-in|link-auth|p0|pass|al", auth("p0"),
+              "report|0.7|1.5|smtp-in|link-disconnect|p1", auth("p1")]
+    out, err, code = run(lines)
+    r = results(out)
+    assert [r[f"ap{i}"] for i in range(3)] == ["proceed"] * 3
+    assert all(r[f"ap{i}"].startswith("disconnect|421 4.7.0 Too many logins at once")
+               for i in range(3, 6))
+    assert r["ap0"] == "proceed" and code == 0      # the last answers: p0 and p1 are done
+
+
 def test_off_and_bad_arguments():
     out, err, code = run(["config|ready", *connect("s", "192.0.2.1:1"), fail("s"), fail("s"),
                           auth("s")], ["0", "600", "900", "3600"])
