@@ -10,6 +10,7 @@ while pyinfra prepares the run, before any operation reaches any host.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import shlex
 import sys
 import uuid
@@ -30,9 +31,10 @@ from .decide import (HOST_MAIL_FILES, DockerPlan, HostMailPlan, StackPlan, Step,
                      docker_plan, host_mail_plan, missing_addresses, offsite_marker_path,
                      port_conflicts,
                      selector_clashes, stack_plan, summary_lines, upkeep_plan)
+from .dns import records, zone_line
 from .facts import SENDMAIL, Fqdn, HostState, MailoramaHost
 from .plan import HomePlan, config_problems, plan_homes
-from .render import (certbot_hook, dkim_files, image_files, masked,
+from .render import (certbot_hook, diff_sides, dkim_files, image_files,
                      new_dkim_keys, offsite_secrets, render, render_host, smtp_address,
                      tls_copies, tls_copy_command, tls_paths, upkeep_lock)
 from .settings import Settings, SettingsError, settings_from
@@ -94,9 +96,10 @@ def _show_diff(path: str, content: bytes, exists: bool):
     """--diff: the changed lines of one file, secrets masked."""
     old = (host.get_fact(FileContents, path=path) or []) if exists else []
     new = content.decode(errors="replace").splitlines()
+    old_shown, new_shown = diff_sides(path, old, new)
     host.log(f"{'Will modify' if exists else 'Will create'} {path}", logger.info)
-    for line in generate_color_diff([f"{x}\n" for x in masked(path, old)],
-                                    [f"{x}\n" for x in masked(path, new)]):
+    for line in generate_color_diff([f"{x}\n" for x in old_shown],
+                                    [f"{x}\n" for x in new_shown]):
         logger.info("  %s", line)
 
 
@@ -349,8 +352,16 @@ def mail_server():
     summary.steps += _stack_ops(settings, engine.compose, stack, have)
     summary.steps += host_mail(mail, have, host_files)
     summary.steps += upkeep(settings, upkept)
-    summary.notes = _notes(settings, config, homes, {s: v for s, v in dkim.items() if v})
+    public = settings.addresses or tuple(a for a in have.addresses or () if _is_global(a))
+    summary.notes = _notes(settings, config, homes, {s: v for s, v in dkim.items() if v}, public)
     _summaries[host.name] = summary
+
+
+def _is_global(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_global
+    except ValueError:
+        return False
 
 
 def _stack_ops(settings: Settings, compose_cmd: str, stack: StackPlan,
@@ -402,16 +413,12 @@ def _wait_ready(settings: Settings, replaced: bool, seconds: int = 60) -> str:
             f"see its log above; {old}' >&2; exit 1")
 
 
-def _notes(settings, config, homes, dkim) -> list[str]:
-    """Summary lines that hold whatever the run did: records, warnings."""
-    lines = []
-    domains = ",".join(config.domains)
-    for _, selector in settings.dkim_selectors:
-        if selector in dkim:
-            lines.append(f"DNS TXT {selector}._domainkey.{{{domains}}}: {dkim[selector]}")
-        else:
-            lines.append(f"DNS TXT {selector}._domainkey.{{{domains}}}: made at the first start, "
-                         f"see {settings.root}/keys/dkim/{selector}.txt (or re-run the deploy)")
+def _notes(settings, config, homes, dkim, addresses) -> list[str]:
+    """Summary lines that hold whatever the run did: the required DNS records, warnings."""
+    lines = ["DNS, the required records (all of them, the recommended too: mailorama dns):"]
+    for record in records(config, settings, dkim, addresses):
+        if record.level == "required":
+            lines.append(f"  {';; ' if record.placeholder else ''}{zone_line(record)}")
     if not settings.tls_cert:
         lines.append("warning: self-signed TLS certificate; set mailorama_tls_cert/_key "
                      "for clients that verify")

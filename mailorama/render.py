@@ -93,6 +93,7 @@ def context(config: MailConfig, settings: Settings) -> dict:
         "tls_cert": settings.tls_cert,
         "tls_key": settings.tls_key,
         "backup_retention_days": settings.backup_retention_days,
+        "search_index": settings.search_index,
         "quota": settings.quota or "unlimited",
         "memory_limit": settings.memory_limit,
         "log_max_size": settings.log_max_size,
@@ -293,3 +294,14 @@ def dkim_files(settings: Settings, keys: dict[str, bytes]) -> dict[str, tuple[by
         files[f"{folder}/{kind}.key"] = (pem, 0o600)
         files[f"{folder}/{selectors[kind]}.txt"] = (f"{dkim_txt(pem)}\n".encode(), 0o644)
     return files
+
+
+def diff_sides(path: str, old: list[str], new: list[str]) -> tuple[list[str], list[str]]:
+    """The two sides of a --diff of the file at `path`, secrets masked; a changed secret, which
+    masks to the same text, is marked '(changed)'."""
+    old_shown, new_shown = masked(path, old), masked(path, new)
+    if len(new_shown) == len(new) and new_shown != new:
+        before, shown_before = set(old), set(old_shown)
+        new_shown = [f"{m}  (changed)" if line not in before and m in shown_before else m
+                     for line, m in zip(new, new_shown)]
+    return old_shown, new_shown

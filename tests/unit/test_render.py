@@ -4,7 +4,7 @@ import pytest
 
 from mailorama import config as cfg
 from mailorama.contract import FILES
-from mailorama.render import SECRET, masked, render, tables
+from mailorama.render import SECRET, diff_sides, masked, render, tables
 from mailorama.settings import SettingsError, settings_from
 from test_config import EXAMPLE, texts
 
@@ -112,3 +112,12 @@ def test_diff_masks_secrets():
     assert masked("/opt/m/keys/dkim/rsa.key", ["-----BEGIN", "x"]) == [
         "******** (a key: not shown)"]
     assert masked("/opt/m/config/virtuals", ["al@bundy.net al"]) == ["al@bundy.net al"]
+
+
+def test_diff_marks_a_changed_secret():
+    old = ["# head", "al $6$old", "peg $6$same"]
+    new = ["# head", "al $6$new", "peg $6$same", "griff $6$added"]
+    before, after = diff_sides("/opt/m/config/credentials", old, new)
+    assert before == ["# head", "al ********", "peg ********"]
+    assert after == ["# head", "al ********  (changed)", "peg ********", "griff ********"]
+    assert diff_sides("/opt/m/config/virtuals", ["a b"], ["a c"]) == (["a b"], ["a c"])
