@@ -1,9 +1,11 @@
 """The rendered compose file is valid for compose v2 (`docker compose`) and v1.29
-(`docker-compose`, Debian 12's), with and without a certificate of the user's."""
+(`docker-compose`, Debian 12's), with and without a certificate of the user's, and both keep
+its limits and privileges (a key one of them did not know would be dropped, not refused)."""
 
 import subprocess
 
 import pytest
+import yaml
 
 from mailorama import config as cfg
 from mailorama.render import render
@@ -30,9 +32,19 @@ def test_compose_file_is_valid(tmp_path, command, major, data):
     if not version.lstrip("v").startswith(major):
         which = "docker-compose" if major == "1" else "docker compose"
         pytest.fail(f"{which} v{major} missing (tests/rig/up.sh installs it): {version!r}")
-    files = render(cfg.load(REPO / "mail"), settings_from(data, fqdn="mail.bundy.net"))
+    (tmp_path / "image").mkdir()      # v1 checks that the build context exists
+    files = render(cfg.load(REPO / "mail"), settings_from({"mailorama_root": str(tmp_path), **data},
+                                                          fqdn="mail.bundy.net"))
     path = tmp_path / "compose.yaml"
     path.write_text(files["compose.yaml"])
-    out = subprocess.run([*command, "-p", "mor-check", "-f", str(path), "config", "-q"],
+    out = subprocess.run([*command, "-p", "mor-check", "-f", str(path), "config"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    mail = yaml.safe_load(out.stdout)["services"]["mail"]
+    assert mail["cap_drop"] == ["ALL"]
+    assert set(mail["cap_add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID",
+                                    "SYS_CHROOT", "NET_BIND_SERVICE", "KILL"}
+    assert mail["pids_limit"] == 512
+    assert str(mail["mem_limit"]).lower() in ("256m", str(256 * 2 ** 20))
+    assert mail["logging"] == {"driver": "json-file",
+                               "options": {"max-size": "10m", "max-file": "3"}}
