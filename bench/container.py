@@ -1,10 +1,13 @@
-"""Container benchmark: image size, idle memory, seconds to SMTP banner, delivery rate.
+"""Container benchmark: image size, idle memory, where it goes, seconds to SMTP banner,
+delivery rate.
 
     .venv/bin/python bench/container.py [--runs 3] [--messages 1000] [--sessions 4]
 
 Needs the rig's Docker engine (bash tests/rig/up.sh --docker-only). Prints one line a figure,
-the median of --runs runs with every run's value. Goals (issue 3): package layer < 80 MB,
-idle < 30 MiB, ready < 1 s, >= 150 messages/s into Maildir.
+the median of --runs runs with every run's value. Idle memory is `docker stats` after 60 s
+idle; the table under it is each process's PSS (read from the host's /proc: run as root).
+Goals (issue 11): 62 MB of layers above the base, idle <= 32 MiB; ready < 1 s, >= 150
+messages/s into Maildir.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from stack import build_image, docker, fresh_stack  # noqa: E402
 
-NAME = "mor-bench-box"
-PORTS = {"smtp": 5525, "submission": 5587, "submissions": 5465, "imap": 5143, "imaps": 5993}
+NAME = "mor-bench-container"
+PORTS = {"smtp": 17525, "submission": 17587, "submissions": 17465, "imap": 17143, "imaps": 17993,
+         "managesieve": 17190}
 
 
 def banner_seconds(stack) -> float:
@@ -43,10 +47,37 @@ def banner_seconds(stack) -> float:
 
 
 def memory_mib(stack) -> float:
-    usage = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", stack.name)
-    value = usage.stdout.decode().split("/")[0].strip()
-    number = float(value.rstrip("KMGiB"))
-    return number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[value[-3:]]
+    """docker stats' memory usage (it says 0B until its first sample after a start)."""
+    for _ in range(10):
+        usage = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", stack.name)
+        value = usage.stdout.decode().split("/")[0].strip()
+        if value[-3:] in ("KiB", "MiB", "GiB"):
+            return float(value[:-3]) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[value[-3:]]
+        time.sleep(1)
+    raise RuntimeError(f"docker stats says {value!r} for {stack.name}")
+
+
+def processes(stack) -> list[tuple[str, float, float]]:
+    """(process, PSS MiB, private MiB) of every process in the container, largest first."""
+    cid = docker("inspect", "-f", "{{.Id}}", stack.name).stdout.decode().strip()
+    for group in (Path(f"/sys/fs/cgroup/memory/docker/{cid}"),
+                  Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope")):
+        if (group / "cgroup.procs").exists():
+            break
+    else:
+        return []
+    out = []
+    for pid in (group / "cgroup.procs").read_text().split():
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        kib = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in
+                                                   rollup.splitlines()[1:])}
+        private = kib.get("Private_Clean", 0) + kib.get("Private_Dirty", 0)
+        out.append((name.strip()[:60], kib.get("Pss", 0) / 1024, private / 1024))
+    return sorted(out, key=lambda row: -row[1])
 
 
 def count_delivered(maildirs: list[Path]) -> int:
@@ -95,6 +126,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--no-search-index", action="store_true",
+                        help="mailorama_search_index = False (what the index costs)")
     args = parser.parse_args()
 
     image = build_image("mor-bench:latest")
@@ -105,17 +138,25 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="mor-bench-") as tmp:
         stack = fresh_stack(NAME, Path(tmp), mailorama_image=image, mailorama_ports=PORTS,
-                            mailorama_listen=["127.0.0.1"])
+                            mailorama_listen=["127.0.0.1"],
+                            mailorama_search_index=not args.no_search_index)
         try:
             stack.up()
             line("ready: start to SMTP banner", [banner_seconds(stack) for _ in range(args.runs)],
                  "s")
             stack.wait_ready()
+            time.sleep(60)
             idle = []
             for _ in range(args.runs):
-                time.sleep(5)
                 idle.append(memory_mib(stack))
-            line("idle memory", idle, "MiB", "{:.1f}")
+                time.sleep(5)
+            line("idle memory (60 s idle)", idle, "MiB", "{:.1f}")
+            rows = processes(stack)
+            for name, pss, private in rows:
+                print(f"    {pss:5.2f} MiB PSS {private:5.2f} MiB private  {name}")
+            if rows:
+                print(f"    {sum(r[1] for r in rows):5.2f} MiB PSS in all (the rest of docker "
+                      "stats: kernel memory, page cache)")
             rates, deferred = [], 0
             for _ in range(args.runs):
                 rate, d = delivery_rate(stack, args.messages, args.sessions)

@@ -72,6 +72,7 @@ class Settings:
     install_docker: bool = False
     host_aliases: tuple[tuple[str, str], ...] = ()
     allow_renumber: bool = False
+    search_index: bool = True       # IMAP SEARCH BODY/TEXT from a full-text index (flatcurve)
     dkim_selectors: tuple[tuple[str, str], ...] = (("rsa", "rsa"), ("ed25519", "ed25519"))
     memory_limit: str = "256m"      # the container's memory limit (Docker size, like 256m)
     log_max_size: str = "10m"       # Docker's json-file log: size of one file
@@ -249,7 +250,8 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     else:
         out["backup_retention_days"] = retention
 
-    for key in ("install_docker", "allow_renumber", "relay_tls_verify", "auto_update"):
+    for key in ("install_docker", "allow_renumber", "relay_tls_verify", "auto_update",
+                "search_index"):
         if key in values:
             if not isinstance(values[key], bool):
                 errors.append(f"{PREFIX}{key}: must be True or False, got {values[key]!r}")

@@ -4,7 +4,11 @@ container on loopback) with folders, flags and dates; a second run copies only w
 from __future__ import annotations
 
 import imaplib
+import os
+import pty
 import re
+import select
+import subprocess
 import time
 
 import pytest
@@ -13,10 +17,10 @@ from stack import PASSWORDS, docker, fresh_stack
 from mail import imap, message, send
 
 pytestmark = pytest.mark.docker
-OLD = {"smtp": 13525, "submission": 13587, "submissions": 13465, "imap": 13143,
-       "imaps": 13993, "managesieve": 13190}
-NEW = {"smtp": 14525, "submission": 14587, "submissions": 14465, "imap": 14143,
-       "imaps": 14993, "managesieve": 14190}
+OLD = {"smtp": 22525, "submission": 22587, "submissions": 22465, "imap": 22143,
+       "imaps": 22993, "managesieve": 22190}
+NEW = {"smtp": 23525, "submission": 23587, "submissions": 23465, "imap": 23143,
+       "imaps": 23993, "managesieve": 23190}
 # folder -> (subject, flags, date) at the old server
 MAIL = {
     "INBOX": [("from 2015", r"\Seen", "01-Mar-2015 10:00:00 +0100"),
@@ -87,6 +91,32 @@ def run_import(new, password: str):
                   check=False)
 
 
+def run_on_a_terminal(new, password: str) -> tuple[int, bytes]:
+    """The import as a person runs it (docker exec -it): the password typed at the prompt."""
+    main, tty = pty.openpty()
+    proc = subprocess.Popen(["docker", "exec", "-it", new.name, "mailorama-import", "--insecure",
+                             "al", f"imaps://127.0.0.1:{OLD['imaps']}", "al"],
+                            stdin=tty, stdout=tty, stderr=tty)
+    os.close(tty)
+    out, typed = b"", False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not select.select([main], [], [], 1)[0]:
+            continue
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:                      # the other end closed: done
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not typed and b"Password of al at 127.0.0.1: " in out:
+            os.write(main, f"{password}\n".encode())
+            typed = True
+    os.close(main)
+    return proc.wait(30), out
+
+
 def stored(box) -> dict[str, str]:
     """Each stored message of al's (Dovecot's GUID: the Maildir file) -> its subject."""
     out = box.exec("doveadm", "fetch", "-u", "al", "guid hdr.subject", "all").stdout.decode()
@@ -119,8 +149,9 @@ def test_import_folders_flags_dates_then_only_what_is_new(servers):
     conn = imap(OLD["imap"], "al", PASSWORDS["al"])
     append(conn, "INBOX", "late", "", "03-Mar-2023 03:03:03 +0000")
     conn.logout()
-    result = run_import(new, PASSWORDS["al"])
-    assert result.returncode == 0, result.stderr.decode()
+    status, out = run_on_a_terminal(new, PASSWORDS["al"])
+    assert status == 0, out
+    assert PASSWORDS["al"].encode() not in out                # typed without echo
     after = stored(new)
     assert before.items() <= after.items()
     assert [subject for guid, subject in after.items() if guid not in before] == ["late"]

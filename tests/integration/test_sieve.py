@@ -16,9 +16,9 @@ from mail import arrived, message, send, subjects, wait_for
 
 pytestmark = pytest.mark.docker
 NAME = "mor-test-sieve"
-PORTS = {"smtp": 12525, "submission": 12587, "submissions": 12465, "imap": 12143,
-         "imaps": 12993, "managesieve": 12190}
-SINK_PORT = 12600
+PORTS = {"smtp": 21525, "submission": 21587, "submissions": 21465, "imap": 21143,
+         "imaps": 21993, "managesieve": 21190}
+SINK_PORT = 21600
 SMTP, IMAP, SIEVE = PORTS["smtp"], PORTS["imap"], PORTS["managesieve"]
 
 
