@@ -48,6 +48,7 @@ PKGS=(
     knot                         # authoritative DNS on loopback for mailorama doctor's tests
     testssl.sh                   # TLS scan of every TLS port (tests/integration/test_tls.py)
     spamassassin                 # offline spam score of a signed message (deliverability test)
+    restic                       # offsite backups (the deploy installs it on hosts; tests run it here)
 )
 # Debian 13 and later ship compose v2 as "docker-compose"; on 12 that package is compose v1
 # (1.29, what mailorama_install_docker gives Debian 12 hosts: the tests check the compose file
