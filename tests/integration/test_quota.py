@@ -89,9 +89,10 @@ def test_full_mailbox_refused_then_delivered_after_raise(box):
     # waits in the queue (Dovecot answers 452 4.2.2 at LMTP: a temporary failure, no bounce).
     send(SMTP, message("bob@rooney.example", "kids@bundy.net", "kids-while-full"))
     assert arrived(box, "bud", "kids-while-full")
-    waiting = wait_for(lambda: [line for line in queue(box) if "Quota exceeded" in line],
+    waiting = wait_for(lambda: [line for line in queue(box)
+                                if "Quota exceeded" in line and "|pending|" in line],
                        what="kelly's copy waiting in the queue")
-    assert len(waiting) == 1 and "kelly" in waiting[0] and "|pending|" in waiting[0]
+    assert len(waiting) == 1 and "<kelly> Quota exceeded" in waiting[0]
     assert "kids-while-full" not in subjects(box, "kelly")
 
     # al's own larger quota: his mail still flows.
