@@ -42,7 +42,8 @@ def port_conflicts(settings: Settings, have: HostState) -> list[str]:
         for other in have.listeners:
             if other.ours or other.port != port:
                 continue
-            if any(_overlap(address, other.address) for address in wanted):
+            if any(_overlap(address, other.address)
+                   for address in (["127.0.0.1"] if service == "hostmail" else wanted)):
                 pid = f" (pid {other.pid})" if other.pid else ""
                 problems.append(
                     f"port {port} on {other.address} is taken by '{other.process}'{pid}; "

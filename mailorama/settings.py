@@ -19,7 +19,7 @@ from .offsite import KEEP, Offsite, parse_keep, parse_offsite
 
 PREFIX = "mailorama_"
 DEFAULT_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993,
-                 "managesieve": 4190}
+                 "managesieve": 4190, "hostmail": 10025}
 HOST_MAIL = ("msmtp", "shim", "none")
 
 

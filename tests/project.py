@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stack import all_ports
+
 REPO = Path(__file__).resolve().parents[1]
 RIG_ENV = Path("/var/lib/mailorama-rig/rig.env")
 NAME = "mor-test-deploy"
@@ -44,7 +46,7 @@ class Project:
             "ssh_key": env["MAILORAMA_RIG_SSH_KEY"],
             "ssh_known_hosts_file": env["MAILORAMA_RIG_SSH_KNOWN_HOSTS"],
             "mailorama_hostname": "mail.bundy.net", "mailorama_listen": ["127.0.0.1"],
-            "mailorama_ports": ports, "mailorama_root": str(self.root),
+            "mailorama_ports": all_ports(ports), "mailorama_root": str(self.root),
             "mailorama_data": str(self.data), "mailorama_container": name,
         }
         (self.dir / "inventory.py").write_text(INVENTORY.format(settings=settings))

@@ -22,6 +22,13 @@ SINK_PORT = 2600
 PASSWORDS = cfg.EXAMPLE_PASSWORDS
 
 
+def all_ports(ports: dict) -> dict:
+    """A test's ports with every service the server has: the ones a test leaves out are put
+    next to its SMTP port, so two test containers never meet on a default port."""
+    smtp = ports["smtp"]
+    return {"hostmail": smtp + 1, "managesieve": smtp + 165, **ports}
+
+
 def sh(*args: str, check: bool = True, input: bytes | None = None, timeout: float = 600):
     return subprocess.run(args, check=check, capture_output=True, input=input, timeout=timeout)
 
@@ -60,10 +67,12 @@ class Stack:
 
     @property
     def settings(self):
+        data = {"mailorama_ports": PORTS, **self.settings_data}
+        data["mailorama_ports"] = all_ports(data["mailorama_ports"])
         return settings_from({
             "mailorama_container": self.name, "mailorama_image": IMAGE,
             "mailorama_root": str(self.root), "mailorama_data": str(self.data),
-            "mailorama_ports": PORTS, **self.settings_data}, fqdn="mail.bundy.net")
+            **data}, fqdn="mail.bundy.net")
 
     def render(self):
         config = cfg.load(self.config_dir)

@@ -10,6 +10,7 @@ import pytest
 from mail import arrived, message, send, smtp
 from mailorama import config as cfg
 from project import Project, rig
+from stack import all_ports
 
 pytestmark = pytest.mark.deploy
 HOSTS = {
@@ -33,7 +34,7 @@ def project(tmp_path):
         "ssh_user": "root", "ssh_key": env["MAILORAMA_RIG_SSH_KEY"],
         "ssh_known_hosts_file": env["MAILORAMA_RIG_SSH_KNOWN_HOSTS"],
         "mailorama_hostname": "mail.bundy.net", "mailorama_listen": ["127.0.0.1"],
-        "mailorama_ports": ports, "mailorama_container": f"mor-test-{host}",
+        "mailorama_ports": all_ports(ports), "mailorama_container": f"mor-test-{host}",
         "mailorama_root": str(tmp_path / host / "opt"), "mailorama_data": str(tmp_path / host / "srv"),
         "mailorama_host_mail": "none",
         "mailorama_config_dir": "mail" if host == "box-a" else "mail-b",

@@ -23,7 +23,7 @@ import pytest
 from knot import Knot
 from mail import send, wait_for
 from project import rig
-from stack import REPO, Sink, docker, fresh_stack
+from stack import REPO, Sink, all_ports, docker, fresh_stack
 from mailorama.cli import hash_password
 
 pytestmark = pytest.mark.docker
@@ -135,7 +135,7 @@ def world(image, tmp_path_factory):
         "ssh_key": env["MAILORAMA_RIG_SSH_KEY"],
         "ssh_known_hosts_file": env["MAILORAMA_RIG_SSH_KNOWN_HOSTS"],
         "mailorama_hostname": HOST, "mailorama_listen": ["127.0.0.1"],
-        "mailorama_ports": PORTS, "mailorama_root": str(stack.root),
+        "mailorama_ports": all_ports(PORTS), "mailorama_root": str(stack.root),
         "mailorama_data": str(stack.data), "mailorama_container": NAME,
         "mailorama_config_dir": str(stack.config_dir), "mailorama_addresses": ["127.0.0.1"]}))
     try:

@@ -63,9 +63,8 @@ def test_no_forged_hosted_senders_from_outside(box):
     for source in ("127.0.0.1", "127.0.0.2"):
         with smtp(SMTP, source) as s:
             s.ehlo("client.test")
-            s.mail("al@bundy.net")
-            code, _ = s.rcpt("peg@bundy.net")
-            assert code == 550, (source, code)
+            code, text = s.mail("al@bundy.net")          # refused at once (mailorama-ownmail)
+            assert code == 550 and b"log in to send as it" in text, (source, code, text)
             s.rset()
             s.mail("bob@rooney.example")                # a foreign sender is fine
             assert s.rcpt("peg@bundy.net")[0] == 250
@@ -219,9 +218,14 @@ def test_imap_starttls_and_imaps_and_no_cleartext(box):
 def test_container_sendmail_uses_aliases(box):
     box.exec("sendmail", "root", input=b"Subject: cron says hi\n\nhi\n")
     assert arrived(IMAP, *login("al"), "cron says hi")
-    # name@hostname is system mail through the same aliases (what msmtp on the host sends)
-    send(SMTP, message("root@mail.bundy.net", "root@mail.bundy.net", "root-at-hostname"))
+    # name@hostname is system mail through the same aliases (what msmtp on the host sends, on
+    # the host mail port; from outside, port 25 refuses the host name as sender)
+    send(box.settings.port["hostmail"],
+         message("root@mail.bundy.net", "root@mail.bundy.net", "root-at-hostname"))
     assert arrived(IMAP, *login("al"), "root-at-hostname")
+    with smtp(SMTP) as s:
+        s.ehlo("client.test")
+        assert s.mail("root@mail.bundy.net")[0] == 550
 
 
 def test_changed_tables_apply_live_without_restart(box, sink):
@@ -373,3 +377,22 @@ def test_smarthost_with_login_over_tls(image, tmp_path):
             stack.save_logs()
             stack.compose("down", check=False)
             stack.remove()
+
+
+def test_host_mail_port_takes_local_mail_and_never_relays(box):
+    """The host's own mail (msmtp) enters on 127.0.0.1:<hostmail>: hosted addresses and the host
+    name's aliases, from any sender of the host; nothing goes out from there."""
+    port = box.settings.port["hostmail"]
+    with smtp(port) as s:
+        s.ehlo("host.test")
+        s.mail("root@mail.bundy.net")
+        assert s.rcpt("gary@garys-shoes.example")[0] == 550
+        assert s.rcpt("al@bundy.net")[0] == 250
+        assert s.rcpt("root@mail.bundy.net")[0] == 250
+        s.rset()
+        s.mail("")
+        assert s.rcpt("bob@rooney.example")[0] == 550
+    send(port, message("root@mail.bundy.net", "root@mail.bundy.net", "from-the-host"))
+    assert arrived(IMAP, "al", PASSWORDS["al"], "from-the-host")
+    with pytest.raises(ConnectionRefusedError):                # bound to 127.0.0.1 alone
+        smtp(port, host="127.0.0.2")

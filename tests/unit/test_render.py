@@ -4,7 +4,7 @@ import pytest
 
 from mailorama import config as cfg
 from mailorama.contract import FILES
-from mailorama.render import SECRET, diff_sides, masked, render, tables
+from mailorama.render import SECRET, diff_sides, masked, render, render_host, tables
 from mailorama.settings import SettingsError, settings_from
 from test_config import EXAMPLE, texts
 
@@ -44,7 +44,7 @@ def test_settings_defaults():
     s = settings_from({}, fqdn="Mail.Bundy.Net")
     assert s.hostname == "mail.bundy.net" and s.root == "/opt/mail-o-rama"
     assert s.port == {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993,
-                      "managesieve": 4190}
+                      "managesieve": 4190, "hostmail": 10025}
     assert s.host_mail == "msmtp" and s.backup_retention_days == 14 and s.listen == ()
     assert dict(s.host_aliases) == {"default": "root@mail.bundy.net"}
     assert not s.loopback_only()
@@ -121,3 +121,13 @@ def test_diff_marks_a_changed_secret():
     assert before == ["# head", "al ********", "peg ********"]
     assert after == ["# head", "al ********  (changed)", "peg ********", "griff ********"]
     assert diff_sides("/opt/m/config/virtuals", ["a b"], ["a c"]) == (["a b"], ["a c"])
+
+
+def test_host_mail_enters_on_its_own_loopback_port():
+    settings = settings_from({"mailorama_listen": ["203.0.113.5"]}, fqdn="mail.bundy.net")
+    msmtprc = render_host(settings)["/etc/msmtprc"]
+    assert "host 127.0.0.1\nport 10025\n" in msmtprc
+    smtpd = render(cfg.load(EXAMPLE), settings)["config/smtpd.conf"]
+    assert 'listen on "127.0.0.1" port 10025 hostname "mail.bundy.net" tag HOSTMAIL' in smtpd
+    assert "match tag HOSTMAIL for any reject" in smtpd       # never a relay
+    assert smtpd.index("match tag HOSTMAIL for any reject") < smtpd.index("match from auth")

@@ -17,9 +17,10 @@ mailorama_listen = []
 mailorama_addresses = []
 
 # Ports of the services (all of them need not be open in a firewall: submission/imaps suffice;
-# managesieve: Sieve filters and vacation from mail clients, STARTTLS before login).
+# managesieve: Sieve filters and vacation from mail clients, STARTTLS before login; hostmail:
+# the host's own mail (msmtp), on 127.0.0.1 only).
 mailorama_ports = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993,
-                   "managesieve": 4190}
+                   "managesieve": 4190, "hostmail": 10025}
 
 # Stack folder on the host: compose file, config, DKIM keys, TLS, image build context.
 mailorama_root = "/opt/mail-o-rama"
