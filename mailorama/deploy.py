@@ -18,7 +18,7 @@ from io import BytesIO
 from pathlib import Path, PurePosixPath
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, deploy, operation
+from pyinfra.api import FactBase, FileUploadCommand, deploy, operation
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.state import BaseStateCallback, StateStage
 from pyinfra.facts.files import FileContents
@@ -154,10 +154,26 @@ def host_sieve(settings: Settings, config: cfg.MailConfig) -> dict[str, str]:
     sievec compiles them in the container before they go live."""
     folder = (deploy_folder() / settings.config_dir).resolve()
     try:
-        return sieve.load(folder, (a.name for a in config.accounts))
+        scripts = sieve.load(folder, (a.name for a in config.accounts))
     except cfg.ConfigError as e:
         raise DeployError(f"mail config {folder} has {len(e.errors)} error(s); nothing was "
                           "deployed:\n" + "\n".join(e.errors)) from None
+    errors = sieve.check_errors(host.get_fact(
+        SieveCheck, command=sieve.check_command(settings.image, scripts)) or []) if scripts else []
+    if errors:
+        raise DeployError(f"{host.name}: sievec refuses the filters in {folder} (nothing was "
+                          "deployed):\n" + "\n".join(f"{folder}/{e}" for e in errors))
+    return scripts
+
+
+class SieveCheck(FactBase):
+    """sievec's complaints about the declarative filters (sieve.check_command)."""
+
+    def command(self, command):
+        return command
+
+    def process(self, output):
+        return list(output)
 
 
 def _stack_files(config, settings) -> tuple[dict, dict, dict]:

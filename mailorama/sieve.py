@@ -4,11 +4,15 @@ Each becomes that account's first filter: Dovecot runs it before the script the 
 activated over ManageSieve, and runs that one only when this one keeps the message. This
 module checks the folder (names, encoding, size) on the machine that deploys; `sievec` in the
 container compiles each script before it goes live (mailorama-apply) and refuses a bad one
-with `sieve/<account>.sieve:LINE`.
+with `sieve/<account>.sieve:LINE`. Before anything is pushed, the deploy also compiles them
+with `sievec` in the image already on the host (`check_command`), when there is one.
 """
 
 from __future__ import annotations
 
+import base64
+import re
+import shlex
 from pathlib import Path
 
 from .config import ConfigError
@@ -62,3 +66,33 @@ def rendered(scripts: dict[str, str], accounts) -> dict[str, str]:
     return {f"config/{account}.sieve":
             scripts.get(account, f"# Made by Mail-o-Rama: no {FOLDER}/{account}.sieve\n")
             for account in sorted(accounts)}
+
+
+def check_command(image: str, scripts: dict[str, str]) -> str:
+    """A host command compiling `scripts` with sievec in a throwaway container of `image`
+    (no network); prints `sieve/<account>.sieve:LINE: error: ...` lines, nothing when all
+    compile or when the host has no such image yet."""
+    steps = ["cd /tmp"]
+    for account, text in sorted(scripts.items()):
+        data = base64.b64encode(text.encode()).decode()
+        steps.append(f"echo {data} | base64 -d > {account}.sieve; sievec {account}.sieve "
+                     f">/dev/null 2>{account}.err || sed 's/^/{account}: /' {account}.err")
+    inner = "; ".join(steps)
+    return (f"if docker image inspect {shlex.quote(image)} >/dev/null 2>&1; then docker run "
+            f"--rm --network none --entrypoint /bin/sh {shlex.quote(image)} -c "
+            f"{shlex.quote(inner)}; fi")
+
+
+def check_errors(lines) -> list[str]:
+    """`sieve/<account>.sieve:LINE: error: ...` from check_command's output (sievec's own
+    words after the account name); other failures as they are."""
+    errors = []
+    for line in lines:
+        account, _, rest = line.partition(": ")
+        match = re.match(rf"{re.escape(account)}: line (\d+): (error: .*)", rest)
+        if match:
+            errors.append(f"{FOLDER}/{account}.sieve:{match[1]}: {match[2]}")
+        elif rest and not re.fullmatch(rf"{re.escape(account)}: error: \w+ failed\.", rest) \
+                and "Fatal: failed to compile" not in rest:
+            errors.append(f"{FOLDER}/{account}.sieve: {rest}")
+    return errors

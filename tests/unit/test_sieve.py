@@ -66,3 +66,19 @@ def test_dovecot_conf_has_managesieve_and_the_search_index_switch():
     with pytest.raises(cfg.ConfigError) as e:
         settings_from({"mailorama_search_index": "yes"}, fqdn="mail.bundy.net")
     assert "mailorama_search_index: must be True or False, got 'yes'" in str(e.value)
+
+
+def test_check_output_becomes_file_line_errors():
+    output = ["al: al: line 5: error: expected end of command ';' but found '}'.",
+              "al: al: error: parse failed.",
+              "al: sievec: Fatal: failed to compile sieve script",
+              "bud: bud: line 1: error: require command: unknown Sieve capability 'x'.",
+              "bud: bud: error: validation failed.",
+              "peg: sievec: Fatal: out of memory"]
+    assert sieve.check_errors(output) == [
+        "sieve/al.sieve:5: error: expected end of command ';' but found '}'.",
+        "sieve/bud.sieve:1: error: require command: unknown Sieve capability 'x'.",
+        "sieve/peg.sieve: sievec: Fatal: out of memory"]
+    command = sieve.check_command("mail-o-rama:latest", {"al": "keep;\n"})
+    assert command.startswith("if docker image inspect mail-o-rama:latest ")
+    assert "--network none" in command and "a2VlcDsK" in command     # the script, base64
