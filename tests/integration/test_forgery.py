@@ -12,9 +12,9 @@ from mail import arrived, message, send, smtp, subjects, tls, wait_for
 
 pytestmark = pytest.mark.docker
 NAME = "mor-test-forgery"
-PORTS = {"smtp": 15525, "submission": 15587, "submissions": 15465, "imap": 15143,
-         "imaps": 15993, "managesieve": 15190}
-SINK_PORT = 15600
+PORTS = {"smtp": 20525, "submission": 20587, "submissions": 20465, "imap": 20143,
+         "imaps": 20993, "managesieve": 20190}
+SINK_PORT = 20600
 HOST = "mail.bundy.net"
 REFUSED = "gary@garys-shoes.example"      # shoes@bundy.net forwards there; the sink says 550
 
@@ -67,6 +67,20 @@ def raw(sender: str, subject: str, extra: str = "") -> bytes:
             f"Message-ID: <{subject}@forgery.test>\r\n{extra}\r\nhello\r\n").encode()
 
 
+def without_signature(msg: bytes, marker: str) -> bytes:
+    """`msg` without the DKIM-Signature field that contains `marker`."""
+    head, _, body = msg.partition(b"\r\n\r\n")
+    fields: list[list[bytes]] = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    kept = [f for f in fields if not (f[0].lower().startswith(b"dkim-signature:")
+                                      and marker.encode() in b"".join(f))]
+    return b"\r\n".join(b"\r\n".join(f) for f in kept) + b"\r\n\r\n" + body
+
+
 def test_forged_own_from_is_refused_and_a_signed_copy_is_accepted(box, outside):
     # forgeries: null or foreign envelope, our domain or our host name in From:
     for sender, from_ in (("<>", "Al Bundy <al@bundy.net>"), ("bob@rooney.example", "al@bundy.net"),
@@ -92,6 +106,17 @@ def test_forged_own_from_is_refused_and_a_signed_copy_is_accepted(box, outside):
     assert code == 250, text
     arrived(PORTS["imap"], "peg", PASSWORDS["peg"], "list-post")
     assert "accepted From: bundy.net: signed (bundy.net " in logs(box)
+    # each of our two signatures is enough on its own
+    for kind in ("rsa", "ed25519"):
+        other = "ed25519" if kind == "rsa" else "rsa"
+        one = without_signature(signed, f"a={other}-sha256")
+        assert one.count(b"DKIM-Signature:") == 1
+        code, text = inbound(one.replace(b"list-post", f"list-post-{kind}".encode()),
+                             "list-bounces@lists.example", "peg@bundy.net")
+        assert code == 550, "the subject is signed"
+        code, text = inbound(one, "list-bounces@lists.example", "peg@bundy.net")
+        assert code == 250, (kind, text)
+        assert f"accepted From: bundy.net: signed (bundy.net {kind})" in logs(box)
     # the same copy with a changed subject or body is refused
     for old, new in ((b"Subject: list-post", b"Subject: list-pest"), (b"\r\n\r\n", b"\r\n\r\nP.S.\r\n")):
         code, _ = inbound(signed.replace(old, new, 1), "list-bounces@lists.example", "peg@bundy.net")

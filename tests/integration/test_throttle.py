@@ -19,16 +19,17 @@ from mail import smtp, tls, wait_for
 
 pytestmark = pytest.mark.docker
 NAME = "mor-test-throttle"
-PORTS = {"smtp": 14525, "submission": 14587, "submissions": 14465, "imap": 14143,
-         "imaps": 14993, "managesieve": 14190}
-THROTTLE = {"failures": 3, "window": 120, "block": 40, "max_block": 100}
+PORTS = {"smtp": 19525, "submission": 19587, "submissions": 19465, "imap": 19143,
+         "imaps": 19993, "managesieve": 19190}
+THROTTLE = {"failures": 2, "window": 120, "block": 40, "max_block": 100}
 ALLOWED = "127.0.0.4"
 RIGHT = ("al", PASSWORDS["al"])
 
 
 @pytest.fixture(scope="module")
 def box(image, tmp_path_factory):
-    stack = fresh_stack(NAME, tmp_path_factory.mktemp("throttle"), mailorama_listen=["127.0.0.1"],
+    stack = fresh_stack(NAME, tmp_path_factory.mktemp("throttle"),
+                        mailorama_listen=["127.0.0.1", "::1"],
                         mailorama_ports=PORTS, mailorama_login_throttle=THROTTLE,
                         mailorama_login_allow=[ALLOWED, "2001:db8::/64"])
     stack.up()
@@ -46,7 +47,7 @@ def logs(stack) -> str:
 def smtp_auth(source: str, user: str, password: str) -> int:
     """One AUTH PLAIN on the submission port: the reply code (421 when refused at connect)."""
     try:
-        conn = smtp(PORTS["submission"], source)
+        conn = smtp(PORTS["submission"], source, host="::1" if ":" in source else "127.0.0.1")
     except smtplib.SMTPConnectError as e:
         return e.smtp_code
     try:
@@ -67,7 +68,7 @@ class IMAPFrom(imaplib.IMAP4):
 
     def __init__(self, source: str):
         self.source = source
-        super().__init__("127.0.0.1", PORTS["imap"], timeout=30)
+        super().__init__("::1" if ":" in source else "127.0.0.1", PORTS["imap"], timeout=30)
 
     def _create_socket(self, timeout):
         return socket.create_connection((self.host, self.port), timeout, (self.source, 0))
@@ -156,6 +157,17 @@ def test_guessing_is_blocked_logged_not_slowing_others_and_ends(box):
         assert smtp_auth(smtp_source, "al", f"again{i}") == 535
     assert smtp_auth(smtp_source, *RIGHT) == 421
     blocked_line(box, smtp_source, 2 * THROTTLE["block"], 2)
+
+
+def test_ipv6_is_counted_per_64(box):
+    for i in range(THROTTLE["failures"]):
+        assert smtp_auth("::1", "al", f"wrong{i}") == 535
+    assert smtp_auth("::1", *RIGHT) == 421
+    blocked_line(box, "0:0:0:0::/64", THROTTLE["block"], 1)
+    for i in range(THROTTLE["failures"]):
+        assert not imap_login("::1", "bud", f"wrong{i}")
+    wait_for(lambda: any(x.startswith("dovecot: ") and "blocked 0:0:0:0::/64 for" in x
+                         for x in logs(box).splitlines()), 10, what="Dovecot's IPv6 block")
 
 
 def test_allow_list_is_never_blocked(box):
