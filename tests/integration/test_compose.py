@@ -43,7 +43,7 @@ def test_compose_file_is_valid(tmp_path, command, major, data):
     mail = yaml.safe_load(out.stdout)["services"]["mail"]
     assert mail["cap_drop"] == ["ALL"]
     assert set(mail["cap_add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID",
-                                    "SYS_CHROOT", "NET_BIND_SERVICE", "KILL"}
+                                    "SYS_CHROOT", "NET_BIND_SERVICE"}
     assert mail["pids_limit"] == 512
     assert str(mail["mem_limit"]).lower() in ("256m", str(256 * 2 ** 20))
     assert mail["logging"] == {"driver": "json-file",
