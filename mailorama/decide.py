@@ -197,7 +197,12 @@ class Summary:
     """What a host's run did (or would do), for the lines printed at its end."""
 
     steps: list[Step] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)   # records, warnings: true either way
+    notes: list[str] = field(default_factory=list)   # warnings, jobs: true either way
+    records: list[str] = field(default_factory=list)  # the DNS records, with the keys made
+    # the records as they stand when the key-making step did not run (a dry run, a failure):
+    # new keys that never reached the host must not be published
+    records_unmade: list[str] = field(default_factory=list)
+    keys_step: int | None = None                      # index of that step in `steps`
 
 
 def summary_lines(summary: Summary, executed: bool, results: list[bool | None]) -> list[str]:
@@ -221,7 +226,8 @@ def summary_lines(summary: Summary, executed: bool, results: list[bool | None]) 
                 lines.append(f"not done (the run stopped before it): {step.would}")
         if not summary.steps:
             lines.append("server unchanged")
-    return lines + summary.notes
+    made = summary.keys_step is None or results[summary.keys_step] is True
+    return lines + (summary.records if made else summary.records_unmade) + summary.notes
 
 
 def offsite_marker_path(settings: Settings) -> str:

@@ -110,14 +110,15 @@ def sync(files: dict[str, tuple[bytes, int]], dirs: dict[str, int], have: dict):
 
     With sudo, pyinfra uploads as the SSH user to a temporary file first: that file goes
     into a folder only the SSH user can enter, never world-readable into /tmp."""
-    for path, mode in sorted(dirs.items()):
-        if have.get(path, (None,))[0] != mode:
-            yield f"install -d -m {mode:o} {_q(path)}"
     uploads = [(p, c, m) for p, (c, m) in sorted(files.items())
                if have.get(p, (None, None))[1] != hashlib.sha256(c).hexdigest()]
+    # before the first command: --dry's change detection stops reading at that one
     if state.config.DIFF:
         for path, content, _ in uploads:
             _show_diff(path, content, path in have)
+    for path, mode in sorted(dirs.items()):
+        if have.get(path, (None,))[0] != mode:
+            yield f"install -d -m {mode:o} {_q(path)}"
     args = host.current_op_global_arguments or {}
     staging = None
     if uploads and args.get("_sudo"):
@@ -346,6 +347,7 @@ def mail_server():
         op = sync(name="DKIM keys", files=keys, dirs={f"{settings.root}/keys": 0o700,
                                                       f"{settings.root}/keys/dkim": 0o755},
                   have=files)
+        summary.keys_step = len(summary.steps)
         summary.steps.append(Step("make the DKIM keys (RSA-2048, Ed25519)",
                                   "made the DKIM keys (RSA-2048, Ed25519)", op))
     changed_conf, changed_image = _changed(conf, files), _changed(image, files)
@@ -369,7 +371,10 @@ def mail_server():
     summary.steps += host_mail(mail, have, host_files)
     summary.steps += upkeep(settings, upkept)
     public = settings.addresses or tuple(a for a in have.addresses or () if _is_global(a))
-    summary.notes = _notes(settings, config, homes, {s: v for s, v in dkim.items() if v}, public)
+    summary.records = _dns_lines(settings, config, {s: v for s, v in dkim.items() if v}, public)
+    summary.records_unmade = _dns_lines(settings, config, {s: v for s, v in have.dkim.items()
+                                                           if v}, public)
+    summary.notes = _notes(settings, config, homes)
     _summaries[host.name] = summary
 
 
@@ -429,12 +434,18 @@ def _wait_ready(settings: Settings, replaced: bool, seconds: int = 60) -> str:
             f"see its log above; {old}' >&2; exit 1")
 
 
-def _notes(settings, config, homes, dkim, addresses) -> list[str]:
-    """Summary lines that hold whatever the run did: the required DNS records, warnings."""
+def _dns_lines(settings, config, dkim, addresses) -> list[str]:
+    """The required DNS records as summary lines (';;': a value still to fill in)."""
     lines = ["DNS, the required records (all of them, the recommended too: mailorama dns):"]
     for record in records(config, settings, dkim, addresses):
         if record.level == "required":
             lines.append(f"  {';; ' if record.placeholder else ''}{zone_line(record)}")
+    return lines
+
+
+def _notes(settings, config, homes) -> list[str]:
+    """Summary lines that hold whatever the run did: warnings, the host's jobs."""
+    lines = []
     if not settings.tls_cert:
         lines.append("warning: self-signed TLS certificate; set mailorama_tls_cert/_key "
                      "for clients that verify")

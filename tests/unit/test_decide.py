@@ -129,3 +129,11 @@ def test_listen_addresses_the_host_lacks_are_refused():
         "mailorama_listen: 192.0.2.7 is not an address of this host")
     assert missing_addresses(settings(listen=["192.0.2.7"]), HostState()) == []   # unknown
     assert missing_addresses(settings(listen=["127.0.0.5"]), have) == []     # 127/8 is local
+
+
+def test_records_of_keys_not_made_are_not_shown():
+    summary = Summary([Step("make the DKIM keys", "made the DKIM keys")], ["backup: daily"],
+                      records=["k=new"], records_unmade=[";; k=<deploy first>"], keys_step=0)
+    assert ";; k=<deploy first>" in summary_lines(summary, executed=False, results=[None])
+    assert "k=new" not in summary_lines(summary, executed=True, results=[False])
+    assert "k=new" in summary_lines(summary, executed=True, results=[True])
