@@ -175,7 +175,7 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     if isinstance(addresses, str):
         addresses = addresses.split(",")
     if not isinstance(addresses, (list, tuple)) or not all(
-            isinstance(a, str) and _is_ip(a.strip()) for a in addresses):
+            isinstance(a, str) and _is_ip(a.strip()) and "%" not in a for a in addresses):
         errors.append(f"{PREFIX}addresses: must be a list of the host's public IP addresses "
                       f"like ['203.0.113.25', '2001:db8::25'], got {addresses!r}")
         addresses = ()
@@ -218,7 +218,8 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     relay = values.get("relay_host")
     if relay:
         host, _, port = relay.rpartition(":") if isinstance(relay, str) else ("", "", "")
-        if (not (normalise_domain(host) or _is_ip(host.strip("[]"))) or not port.isdigit()
+        if (not (normalise_domain(host) == host.lower() or _is_ip(host.strip("[]")))
+                or not host or any(c.isspace() for c in relay) or not port.isdigit()
                 or not port.isascii() or not 1 <= int(port) <= 65535):
             errors.append(f"{PREFIX}relay_host: expected 'host:port' like smtp.example.org:587, "
                           f"got {relay!r}")

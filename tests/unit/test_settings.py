@@ -100,3 +100,14 @@ def test_good_values_are_kept():
     defaults = settings_from({}, fqdn="mail.bundy.net")
     assert (defaults.memory_limit, defaults.log_max_size, defaults.log_max_files) == \
         ("256m", "10m", 3)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("relay_host", "smtp.example.org\n:587"),       # would split the relay line in smtpd.conf
+    ("relay_host", " smtp.example.org:587"),
+    ("addresses", ["::1%lo"]),                       # a scope is no public address
+])
+def test_values_that_would_land_verbatim_are_refused(key, value):
+    with pytest.raises(SettingsError) as e:
+        settings_from({f"mailorama_{key}": value}, fqdn="mail.example.org")
+    assert e.value.errors[0].startswith(f"mailorama_{key}: ")
