@@ -364,7 +364,11 @@ def check_blocklist(address: str, zone: str, answers: list[str]) -> Result:
 
 
 def exit_code(results: list[Result]) -> int:
-    return 1 if any(r.failed and r.level == REQUIRED for r in results) else 0
+    """1 when a required check failed; 2 when none failed but a required one could not be
+    checked (nothing verified is no pass); else 0."""
+    if any(r.failed and r.level == REQUIRED for r in results):
+        return 1
+    return 2 if any(r.status == UNKNOWN and r.level == REQUIRED for r in results) else 0
 
 
 def text_report(title: str, results: list[Result]) -> str:
@@ -452,11 +456,14 @@ class _Line:
         self.sock, self.file = sock, sock.makefile("rb")
 
     def smtp(self) -> tuple[int, list[str]]:
+        """One reply: at most 100 lines (a server that never ends one is broken)."""
         lines = []
         while True:
             line = self.file.readline(4096).decode(errors="replace").rstrip("\r\n")
             if not line:
                 raise ConnectionError("connection closed")
+            if len(lines) >= 100:
+                raise ConnectionError("a reply of more than 100 lines")
             lines.append(line[4:])
             if line[3:4] != "-":
                 return int(line[:3]), lines

@@ -256,7 +256,8 @@ def add_commands(sub):
     _host_options(p)
     p.set_defaults(func=cmd_dns)
     p = sub.add_parser("doctor", help="check each host's live DNS, TLS, ports, relay and "
-                       "blocklists; exit 1 when a required check fails")
+                       "blocklists; exit 1 when a required check fails, 2 when one "
+                       "could not be checked")
     _host_options(p)
     p.add_argument("--resolver", metavar="IP[:PORT]", help="ask this DNS server "
                    "(default: the system's)")

@@ -210,7 +210,9 @@ def test_exit_code_and_report():
     assert exit_code(results) == 0
     results.append(Result("c", WRONG, "required", "bad", "set: z"))
     assert exit_code(results) == 1
-    assert exit_code(results[:1] + [Result("d", UNKNOWN, "required")]) == 0
+    # nothing verified is no pass: a required check that could not be made gives 2
+    assert exit_code(results[:1] + [Result("d", UNKNOWN, "required")]) == 2
+    assert exit_code(results[:1] + [Result("d", UNKNOWN, "recommended")]) == 0
     report = text_report("title", results)
     assert "  WRONG    required     c: bad\n" in report and "-> set: z" in report
     assert report.endswith("1 required and 1 recommended check(s) failed, 0 could not be checked")
