@@ -107,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     from .hosts import add_commands
     add_commands(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (KeyboardInterrupt, EOFError):
+        # Ctrl-C, or Ctrl-D at a prompt: stopped, never a traceback
+        print(f"\nmailorama {args.command}: stopped; nothing written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
