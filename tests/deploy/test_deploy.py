@@ -279,6 +279,7 @@ def test_host_sendmail_msmtp_shim_and_back(project):
 
 def test_another_sendmail_is_never_replaced(project):
     sendmail = Path("/usr/sbin/sendmail")
+    project.deployed(mailorama_host_mail="none")            # msmtp-mta's own sendmail back
     subprocess.run(["dpkg-divert", "--local", "--rename", "--divert", "/usr/sbin/sendmail.test",
                     "--add", str(sendmail)], check=True, capture_output=True)
     sendmail.write_text("#!/bin/sh\n# someone's own sendmail\nexit 0\n")

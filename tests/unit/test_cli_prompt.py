@@ -14,7 +14,9 @@ import pytest
 def test_stopping_at_the_password_prompt(key):
     main, child = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "mailorama.cli", "hash-password"],
-                            stdin=child, stdout=child, stderr=child, start_new_session=True)
+                            stdin=child, stdout=child, stderr=child, start_new_session=True,
+                            # a run started in the background inherits SIGINT ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(child)
     out = b""
     deadline = time.time() + 20
