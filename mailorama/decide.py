@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .facts import SENDMAIL, HostState
 from .offsite import marker as offsite_marker
-from .settings import Settings
+from .settings import Settings, _is_ip
 
 # Compose commands by distribution, for mailorama_install_docker.
 DOCKER_PACKAGES = {
@@ -58,21 +58,13 @@ def missing_addresses(settings: Settings, have: HostState) -> list[str]:
     """Listen addresses the host does not have (a daemon could not bind them)."""
     if have.addresses is None:
         return []
-    known = {str(ipaddress.ip_address(a)) for a in have.addresses if _is_address(a)}
+    known = {str(ipaddress.ip_address(a)) for a in have.addresses if _is_ip(a)}
     # all of 127.0.0.0/8 is local on Linux; other addresses must be the host's own
     return [f"mailorama_listen: {address} is not an address of this host (it has "
             f"{', '.join(sorted(known))}); fix the address or leave the list empty for all"
             for address in settings.listen if str(ipaddress.ip_address(address)) not in known
             and not (ipaddress.ip_address(address).version == 4
                      and ipaddress.ip_address(address).is_loopback)]
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
