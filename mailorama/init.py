@@ -7,16 +7,14 @@ over an existing one.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from importlib import metadata, resources
 from pathlib import Path
 
-import jinja2
-
 from . import config as cfg
 from .plan import config_problems
+from .render import render_template
 from .settings import settings_from
 
 TEMPLATES = resources.files("mailorama") / "templates" / "init"
@@ -46,15 +44,6 @@ _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?")
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 _SOME_HASH = "$6$rounds=5000$salt$" + "a" * 86     # stands in until the password is read
 
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("mailorama", "templates/init"),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    autoescape=False,
-)
-_env.filters["py"] = json.dumps     # a Python string literal too
 
 
 def defaults(answers: dict) -> dict:
@@ -131,7 +120,7 @@ def _context(answers: dict) -> dict:
 
 def _render(template: str, context: dict) -> str:
     if template.endswith(".j2"):
-        return _env.get_template(template).render(context)
+        return render_template(f"init/{template}", context)
     return (TEMPLATES / template).read_text()
 
 

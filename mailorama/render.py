@@ -7,6 +7,7 @@ input always gives the same bytes: tables are sorted, nothing carries a timestam
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 from importlib import resources
 
@@ -32,6 +33,12 @@ _env = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,
 )
+_env.filters["py"] = json.dumps     # a Python string literal (init's inventory.py)
+
+
+def render_template(name: str, context: dict) -> str:
+    """One package template (path below mailorama/templates/) rendered with `context`."""
+    return _env.get_template(name).render(context)
 
 
 def home(account: str) -> str:
@@ -128,9 +135,9 @@ def render(config: MailConfig, settings: Settings,
     files[f"config/{HOSTNAME_FILE}"] = f"{settings.hostname}\n"
     files[f"config/{SELECTORS_FILE}"] = "".join(
         f"{kind} {selector}\n" for kind, selector in settings.dkim_selectors)
-    files["config/smtpd.conf"] = _env.get_template("smtpd/smtpd.conf.j2").render(ctx)
-    files["config/dovecot.conf"] = _env.get_template("dovecot/dovecot.conf.j2").render(ctx)
-    files["compose.yaml"] = _env.get_template("compose/compose.yaml.j2").render(ctx)
+    files["config/smtpd.conf"] = render_template("smtpd/smtpd.conf.j2", ctx)
+    files["config/dovecot.conf"] = render_template("dovecot/dovecot.conf.j2", ctx)
+    files["compose.yaml"] = render_template("compose/compose.yaml.j2", ctx)
     return dict(sorted(files.items()))
 
 
@@ -196,7 +203,7 @@ def render_host(settings: Settings) -> dict[str, str]:
                       "/etc/mail-o-rama/sendmail.ini": "etc/mail-o-rama/sendmail.ini.j2"}
     if (settings.tls_cert or "").startswith("/etc/letsencrypt/"):
         templates[certbot_hook(settings)] = "etc/letsencrypt/renewal-hooks/deploy/container.j2"
-    files = {dest: _env.get_template(f"host/{name}").render(ctx)
+    files = {dest: render_template(f"host/{name}", ctx)
              for dest, name in templates.items()}
     return dict(sorted((files | offsite_secrets(settings)).items()))
 

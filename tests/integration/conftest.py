@@ -1,16 +1,9 @@
-"""Fixtures for the container tests: the image, and an SMTP sink standing in for the internet."""
+"""Fixtures for the container tests: an SMTP sink standing in for the internet (the image:
+tests/conftest.py)."""
 
 import pytest
 
-from stack import Sink, build_image
-
-
-@pytest.fixture(scope="session")
-def image():
-    try:
-        return build_image()
-    except RuntimeError as e:
-        pytest.fail(str(e))
+from stack import Sink
 
 
 @pytest.fixture(scope="module")
