@@ -280,8 +280,7 @@ def host_mail(plan: HostMailPlan, have: HostState, files: dict) -> list[Step]:
             f"dpkg-divert --local --rename --divert {SENDMAIL}.msmtp --add {SENDMAIL}"])
         steps.append(Step("divert msmtp-mta's /usr/sbin/sendmail aside",
                           "diverted msmtp-mta's /usr/sbin/sendmail aside", op))
-    changed = [p for p, (c, m) in files.items()
-               if have.files.get(p) != (m, hashlib.sha256(c).hexdigest())]
+    changed = _changed(files, have.files)
     op = sync(name="Host mail path and backup cron job", files=files, dirs={}, have=have.files)
     if changed:
         steps.append(Step(f"write {', '.join(sorted(changed))}",
@@ -350,12 +349,13 @@ def mail_server():
         summary.keys_step = len(summary.steps)
         summary.steps.append(Step("make the DKIM keys (RSA-2048, Ed25519)",
                                   "made the DKIM keys (RSA-2048, Ed25519)", op))
-    changed_conf, changed_image = _changed(conf, files), _changed(image, files)
+    pushed_conf, changed_image = _changed(conf, files), _changed(image, files)
     # pushed before but rejected by the container (or never applied): apply again
-    changed_conf += [p for p in conf if p not in changed_conf and have.container
-                     and have.applied.get(PurePosixPath(p).name) != files[p][1]]
+    changed_conf = pushed_conf + [
+        p for p in conf if p not in pushed_conf and have.container
+        and have.applied.get(PurePosixPath(p).name) != files[p][1]]
     changed_compose = _changed(compose, files)
-    pushed = sorted(set(_changed(conf, files) + changed_image + changed_compose))
+    pushed = sorted(set(pushed_conf + changed_image + changed_compose))
     op = sync(name="Stack folders and config", files=conf, dirs=dirs, have=files)
     ops = [op, sync(name="Image build context", files=image, dirs={}, have=files),
            sync(name="Compose file", files=compose, dirs={}, have=files)]
