@@ -53,7 +53,8 @@ def cmd_hash_password(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .render import SECRET, render
+    from .contract import SECRET_CONFIG
+    from .render import render
     from .settings import settings_from
 
     try:
@@ -68,7 +69,7 @@ def cmd_render(args) -> int:
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        path.chmod(0o600 if rel in SECRET else 0o644)
+        path.chmod(0o600 if rel in SECRET_CONFIG else 0o644)
     print(f"rendered into {out}")
     return 0
 

@@ -22,9 +22,6 @@ from .sieve import rendered as sieve_files
 # Package data: found wherever the package is installed (a wheel, an editable checkout).
 IMAGE = resources.files("mailorama") / "image"
 HEADER = "# Made by Mail-o-Rama from the files in {source}; edit those, not this.\n"
-# Files holding password hashes or credentials: masked in --diff.
-SECRET = SECRET_CONFIG
-
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("mailorama", "templates"),
     undefined=jinja2.StrictUndefined,
@@ -260,7 +257,7 @@ def masked(path: str, lines: list[str]) -> list[str]:
     if "/keys/" in path:
         return ["******** (a key: not shown)"] if lines else []
     name = path.rsplit("/", 1)[-1]
-    if f"config/{name}" not in SECRET or f"/config/{name}" not in path:
+    if f"config/{name}" not in SECRET_CONFIG or f"/config/{name}" not in path:
         return lines
     out = []
     for line in lines:

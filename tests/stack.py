@@ -11,7 +11,8 @@ from pathlib import Path
 
 from mailorama import config as cfg
 from mailorama import sieve
-from mailorama.render import SECRET, render
+from mailorama.contract import SECRET_CONFIG
+from mailorama.render import render
 from mailorama.settings import settings_from
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ class Stack:
             path = self.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            path.chmod(0o600 if rel in SECRET or rel.startswith("config/") else 0o644)
+            path.chmod(0o600 if rel in SECRET_CONFIG or rel.startswith("config/") else 0o644)
         self.root.joinpath("config").chmod(0o700)
 
     def compose(self, *args: str, check: bool = True):

@@ -4,7 +4,8 @@ import pytest
 
 from mailorama import config as cfg
 from mailorama.contract import FILES
-from mailorama.render import SECRET, diff_sides, masked, render, render_host, tables
+from mailorama.contract import SECRET_CONFIG
+from mailorama.render import diff_sides, masked, render, render_host, tables
 from mailorama.settings import SettingsError, settings_from
 from test_config import EXAMPLE, texts
 
@@ -33,7 +34,7 @@ def test_render_is_deterministic_and_complete():
         "config/contract", "config/hostname", "config/dkim-selectors", "compose.yaml"} | {
         f"config/{a.name}.sieve" for a in cfg.load(EXAMPLE).accounts}
     assert set(one) == expected
-    assert SECRET <= set(one)
+    assert SECRET_CONFIG <= set(one)
     assert "mail.bundy.net" in one["config/smtpd.conf"]
     assert "\nroot@mail.bundy.net\n" in one["config/system-recipients"]
     assert "al@mail.bundy.net" not in one["config/system-recipients"]
