@@ -31,7 +31,7 @@ FILES = {
     ".github/workflows/deploy.yml": "github/workflows/deploy.yml.j2",
 }
 SECRET = {"mail/accounts"}          # password hashes: 0600
-MIN_PASSWORD = 10                   # logins are not rate-limited (see README, known limits)
+MIN_PASSWORD = 10                   # guessing is throttled (README: Security notes), not impossible
 # (answer, flag, question) in the order they are asked
 QUESTIONS = (
     ("domain", "--domain", "First mail domain (like example.org)"),
@@ -58,8 +58,8 @@ def defaults(answers: dict) -> dict:
     return out
 
 
-def problem(key: str, value) -> str | None:
-    """What is wrong with one answer (None: fine)."""
+def problem(key: str, value, answers: dict) -> str | None:
+    """What is wrong with one answer, given the others so far (None: fine)."""
     flag = dict((k, f) for k, f, _ in QUESTIONS)[key]
     if not value:
         return f"{flag}: missing"
@@ -67,6 +67,10 @@ def problem(key: str, value) -> str | None:
         return f"{flag}: {value!r} is not a domain name like example.org"
     if key == "hostname" and (cfg.normalise_domain(value) is None or "." not in value):
         return f"{flag}: {value!r} is not a fully qualified host name like mail.example.org"
+    if key == "hostname" and cfg.normalise_domain(value) == cfg.normalise_domain(
+            answers.get("domain") or ""):
+        return (f"{flag}: the host name may not be the mail domain itself; use a name like "
+                f"mail.{answers['domain']}")
     if key == "host" and not _HOST.fullmatch(value):
         return f"{flag}: {value!r} is not a host name or IP address"
     if key == "ssh_user" and not _USER.fullmatch(value):
@@ -83,8 +87,8 @@ def problem(key: str, value) -> str | None:
 
 def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD:
-        return (f"password: at least {MIN_PASSWORD} characters (the server does not limit "
-                "login attempts)")
+        return (f"password: at least {MIN_PASSWORD} characters (guessing is slowed down, "
+                "not stopped)")
     if password in cfg.EXAMPLE_PASSWORDS.values():
         return "password: that is one of the example's published passwords; pick another"
     return None
@@ -92,12 +96,9 @@ def password_problem(password: str) -> str | None:
 
 def problems(answers: dict) -> list[str]:
     """Every problem of the answers (after `defaults`), naming the flag; [] when all is fine."""
-    out = [p for key, _, _ in QUESTIONS if (p := problem(key, answers.get(key)))]
+    out = [p for key, _, _ in QUESTIONS if (p := problem(key, answers.get(key), answers))]
     if out:
         return out
-    if cfg.normalise_domain(answers["hostname"]) == cfg.normalise_domain(answers["domain"]):
-        return [f"--hostname: the host name may not be the mail domain itself; use a name like "
-                f"mail.{answers['domain']}"]
     try:        # what the deploy will check, so a fresh repository passes it
         config = cfg.parse(mail_texts(dict(answers, password_hash=_SOME_HASH)))
         settings = settings_from({"mailorama_hostname": answers["hostname"]})
@@ -159,7 +160,7 @@ def _ask(answers: dict) -> dict:
             suggested = defaults(answers).get(key)
             hint = f" [{suggested}]" if suggested else ""
             answers[key] = input(f"{question}{hint}: ").strip() or suggested
-            error = problem(key, answers[key])
+            error = problem(key, answers[key], answers)
             if error:
                 print(error, file=sys.stderr)
                 answers[key] = None

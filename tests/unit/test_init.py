@@ -170,6 +170,7 @@ def test_asks_on_a_terminal_and_again_after_a_bad_answer(tmp_path):
         os.write(fd, text.encode() + b"\n")
 
     answer("First mail domain (like example.org): ", "example.org")
+    answer("host name [mail.example.org]: ", "Example.org")      # refused at once, asked again
     answer("host name [mail.example.org]: ", "")
     answer("SSH address (name or IP) [mail.example.org]: ", "")
     answer("SSH user (root, or a sudoer) [root]: ", "")
@@ -187,6 +188,7 @@ def test_asks_on_a_terminal_and_again_after_a_bad_answer(tmp_path):
         transcript += chunk
     assert os.waitpid(pid, 0)[1] == 0, transcript.decode(errors="replace")
     assert b"--account: 'Bad Name' is not valid" in transcript
+    assert b"--hostname: the host name may not be the mail domain itself" in transcript
     assert PASSWORD.encode() not in transcript              # never echoed
     inventory = runpy.run_path(str(tmp_path / "repo" / "inventory.py"))
     assert inventory["mail"] == [("mail.example.org", {
