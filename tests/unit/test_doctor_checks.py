@@ -218,6 +218,14 @@ def test_exit_code_and_report():
     assert report.endswith("1 required and 1 recommended check(s) failed, 0 could not be checked")
 
 
+def test_the_report_escapes_what_dns_sends():
+    """A TXT record is anybody's bytes: a terminal escape or a newline in it is shown, not run."""
+    hostile = check("_dmarc.bundy.net", "TXT", ["v=DMARC1; p=x\x1b]0;owned\x07\n  OK fake"])
+    report = text_report("title", [hostile])
+    assert "\x1b" not in report and "\x07" not in report and "\n  OK fake" not in report
+    assert "p=x\\x1b]0;owned\\x07\\n  OK fake: no valid p= policy" in report
+
+
 @pytest.mark.parametrize("spec, server, port", [
     ("127.0.0.1:6653", "127.0.0.1", 6653), ("192.0.2.53", "192.0.2.53", 53),
     ("[::1]:5353", "::1", 5353), ("::1", "::1", 53)])
