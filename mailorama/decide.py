@@ -7,7 +7,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
-from .facts import SENDMAIL, HostState
+from .facts import SENDMAIL, SENDMAIL_INI, HostState
 from .offsite import marker as offsite_marker
 from .settings import Settings, _is_ip
 
@@ -19,8 +19,7 @@ DOCKER_PACKAGES = {
 }
 # Where the shim's diversion keeps msmtp-mta's own sendmail.
 MSMTP_DIVERTED = f"{SENDMAIL}.msmtp"
-HOST_MAIL_FILES = ("/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases",
-                   "/etc/mail-o-rama/sendmail.ini")
+HOST_MAIL_FILES = ("/etc/msmtprc", "/etc/mail-o-rama/msmtp-aliases", SENDMAIL_INI)
 
 
 def _overlap(a: str, b: str) -> bool:
@@ -146,19 +145,25 @@ class HostMailPlan:
     undivert: bool = False           # give /usr/sbin/sendmail back to msmtp-mta
     divert: bool = False             # move msmtp-mta's sendmail aside for ours
     packages: tuple[str, ...] = ()
+    taken_from: str | None = None    # the container the host's mail goes to until now
 
 
 def host_mail_plan(settings: Settings, have: HostState) -> HostMailPlan:
     """msmtp and shim: our /usr/sbin/sendmail (msmtp-mta's diverted aside, nothing removed);
-    none: ours removed, msmtp-mta's given back. Another MTA's sendmail is never touched."""
+    none: ours removed, msmtp-mta's given back. Another MTA's sendmail is never touched. One
+    container serves a host's mail: another one's is taken over (said), never removed."""
     mode = settings.host_mail
+    packages = tuple(p for p in ("cron",) if p not in have.packages)
+    other = (have.host_mail_for[0] if have.host_mail_for and have.host_mail_for[1]
+             and have.host_mail_for[0] != settings.container else None)
+    if other and mode == "none":
+        return HostMailPlan(packages=packages)
     ours_diverted = have.sendmail_truename == MSMTP_DIVERTED
     exists = SENDMAIL in have.files
     plain_msmtp = have.sendmail_owner == "msmtp-mta" and have.sendmail_truename is None
     foreign = exists and not have.sendmail_shim and not plain_msmtp
     if have.sendmail_truename and not ours_diverted:
         foreign = True
-    packages = tuple(p for p in ("cron",) if p not in have.packages)
     if mode == "none":
         remove = tuple(p for p in HOST_MAIL_FILES if p in have.files)
         if have.sendmail_shim:
@@ -172,7 +177,7 @@ def host_mail_plan(settings: Settings, have: HostState) -> HostMailPlan:
                                   "MTA alone: remove it, or set mailorama_host_mail = 'none'")
     if "msmtp-mta" not in have.packages:
         packages += ("msmtp-mta",)
-    return HostMailPlan(divert=not ours_diverted, packages=packages)
+    return HostMailPlan(divert=not ours_diverted, packages=packages, taken_from=other)
 
 
 @dataclass

@@ -283,8 +283,10 @@ def host_mail(plan: HostMailPlan, have: HostState, files: dict) -> list[Step]:
     changed = _changed(files, have.files)
     op = sync(name="Host mail path and backup cron job", files=files, dirs={}, have=have.files)
     if changed:
-        steps.append(Step(f"write {', '.join(sorted(changed))}",
-                          f"wrote {', '.join(sorted(changed))}", op))
+        moved = (f" (the host's mail moves here from the container {plan.taken_from}; "
+                 f"mailorama_host_mail = 'none' leaves it there)" if plan.taken_from else "")
+        steps.append(Step(f"write {', '.join(sorted(changed))}{moved}",
+                          f"wrote {', '.join(sorted(changed))}{moved}", op))
     return steps
 
 

@@ -10,9 +10,10 @@ from pyinfra.api import FactBase
 
 SECTIONS = ("files", "sums", "docker", "docker_package", "daemon", "systemd", "compose",
             "container", "image", "homes", "os", "packages", "sendmail", "truename", "shim",
-            "dkim", "applied", "listeners", "addresses")
+            "dkim", "applied", "listeners", "addresses", "host_mail_for")
 SHIM_MARK = "Mail-o-Rama's sendmail"
 SENDMAIL = "/usr/sbin/sendmail"
+SENDMAIL_INI = "/etc/mail-o-rama/sendmail.ini"
 PACKAGES = ("msmtp", "msmtp-mta", "cron", "docker.io", "docker-compose", "docker-compose-v2",
             "restic")
 
@@ -59,6 +60,8 @@ class HostState:
     listeners: tuple[Listener, ...] = ()
     ss: bool = True                      # listeners could be read
     addresses: frozenset[str] | None = None   # the host's IP addresses (None: unknown)
+    # the container the host's mail goes to (sendmail.ini) and whether it exists
+    host_mail_for: tuple[str, bool] | None = None
 
 
 _USERS = re.compile(r'\(\("([^"]*)",pid=(\d+)')
@@ -127,6 +130,9 @@ class MailoramaHost(FactBase):
             ' echo "$o $local $users"; done; else echo no-ss; fi',
             "echo '## addresses'",
             "ip -o addr show 2>/dev/null | awk '{ sub(\"/.*\", \"\", $4); print $4 }'",
+            "echo '## host_mail_for'",
+            f"c=$(sed -n 's/^container = //p' {SENDMAIL_INI} 2>/dev/null | head -n1);"
+            ' [ -n "$c" ] && { docker inspect "$c" >/dev/null 2>&1 && echo "1 $c" || echo "0 $c"; }',
             "true",
         ])
 
@@ -178,6 +184,8 @@ class MailoramaHost(FactBase):
             listeners=tuple(x for x in listeners if x),
             ss="no-ss" not in raw["listeners"],
             addresses=frozenset(raw["addresses"]) if raw["addresses"] else None,
+            host_mail_for=next(((name, exists == "1") for exists, _, name in
+                                (line.partition(" ") for line in raw["host_mail_for"])), None),
         )
 
 

@@ -2,8 +2,10 @@
 run before any host is touched; a good run gives each host its own config."""
 
 import json
+import runpy
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +85,39 @@ def test_two_hosts_with_different_keys_under_one_dns_name_are_refused(project, t
     assert {"box-a", "box-b"} <= set(clash[0].replace(",", " ").split()), clash[0]
     assert "mailorama_dkim_selectors" in result.stderr
     assert not (tmp_path / "box-a").exists() and not (tmp_path / "box-b").exists()
+
+
+def test_one_container_serves_the_hosts_mail(project):
+    """Two servers on one host: the host's mail goes to one of them. A second one takes it over
+    (and says so); 'none' on either never tears down the other's."""
+    inventory = project.dir / "inventory.py"
+    hosts = runpy.run_path(str(inventory))["mail"]
+    ini = Path("/etc/mail-o-rama/sendmail.ini")
+
+    def deploy(**modes):
+        for host, data in hosts:
+            data["mailorama_host_mail"] = modes[host.replace("-", "_")]
+        inventory.write_text(f"mail = {hosts!r}\n")
+        result = project.deploy()
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stderr
+
+    def host_mail_reaches(host, subject):
+        subprocess.run(["/usr/sbin/sendmail", "root"], input=f"Subject: {subject}\n\nx\n",
+                       text=True, check=True, timeout=60)
+        assert arrived(HOSTS[host]["imap"], "al", cfg.EXAMPLE_PASSWORDS["al"], subject)
+
+    try:
+        deploy(box_a="msmtp", box_b="none")
+        assert "container = mor-test-box-a" in ini.read_text()
+        host_mail_reaches("box-a", "host-mail-to-a")
+        out = deploy(box_a="msmtp", box_b="msmtp")
+        assert "the host's mail moves here from the container mor-test-box-a" in out, out[-3000:]
+        assert "container = mor-test-box-b" in ini.read_text()
+        host_mail_reaches("box-b", "host-mail-to-b")
+        deploy(box_a="none", box_b="msmtp")          # box-a lets go of nothing it does not have
+        assert "container = mor-test-box-b" in ini.read_text()
+        host_mail_reaches("box-b", "host-mail-still-to-b")
+    finally:
+        deploy(box_a="none", box_b="none")
+    assert not ini.exists()

@@ -1,8 +1,10 @@
 """The deploy's decisions as pure functions: host facts in, steps (or refusals) out."""
 
-from mailorama.decide import (MSMTP_DIVERTED, Step, Summary, docker_plan, host_mail_plan,
-                              missing_addresses, port_conflicts, selector_clashes, stack_plan,
-                              summary_lines)
+import dataclasses
+
+from mailorama.decide import (MSMTP_DIVERTED, HostMailPlan, Step, Summary, docker_plan,
+                              host_mail_plan, missing_addresses, port_conflicts,
+                              selector_clashes, stack_plan, summary_lines)
 from mailorama.facts import SENDMAIL, Container, HostState, Listener, MailoramaHost
 from mailorama.settings import settings_from
 
@@ -23,7 +25,7 @@ def test_fact_output_parses_into_host_state():
               '0 127.0.0.1:25 users:(("exim4",pid=812,fd=4))',
               '1 0.0.0.0:993 users:(("dovecot",pid=90,fd=30))', "## sendmail",
               "diversion by LOCAL from: /usr/sbin/sendmail", "msmtp-mta: /usr/sbin/sendmail",
-              "## truename", MSMTP_DIVERTED]
+              "## truename", MSMTP_DIVERTED, "## host_mail_for", "0 old-box"]
     have = MailoramaHost().process(output)
     assert have.files == {"/opt/m/config/virtuals": (0o600, "abc")}
     assert have.docker and not have.daemon and have.systemd
@@ -32,6 +34,8 @@ def test_fact_output_parses_into_host_state():
     assert have.listeners == (Listener("127.0.0.1", 25, "exim4", 812, False),
                               Listener("0.0.0.0", 993, "dovecot", 90, True))
     assert have.sendmail_owner == "msmtp-mta" and have.sendmail_truename == MSMTP_DIVERTED
+    assert have.host_mail_for == ("old-box", False)
+    assert MailoramaHost().process(["## host_mail_for"]).host_mail_for is None
 
 
 def test_a_port_taken_by_another_process_is_named_with_its_setting():
@@ -94,6 +98,21 @@ def test_host_mail_state_machine():
     hand = HostState(files={SENDMAIL: (0o755, "z")}, sendmail_truename="/usr/sbin/sendmail.test")
     assert "belongs to no package" in host_mail_plan(settings(), hand).error
     assert not host_mail_plan(settings(host_mail="none"), hand).undivert
+
+
+def test_one_container_serves_a_hosts_mail():
+    """A second server on the host takes the host's mail over (and says so); with 'none' it
+    never tears down the first one's; a container that is gone is not named."""
+    ours = HostState(files={SENDMAIL: (0o755, "x"), "/etc/mail-o-rama/sendmail.ini": (0o644, "y")},
+                     sendmail_shim=True, sendmail_truename=MSMTP_DIVERTED,
+                     packages=frozenset({"cron", "msmtp-mta"}), host_mail_for=("box-a", True))
+    taken = host_mail_plan(settings(container="box-b"), ours)
+    assert taken.taken_from == "box-a" and not taken.error and not taken.remove
+    assert host_mail_plan(settings(container="box-b", host_mail="none"), ours) == HostMailPlan()
+    assert host_mail_plan(settings(container="box-a"), ours).taken_from is None
+    assert host_mail_plan(settings(container="box-a", host_mail="none"), ours).undivert
+    gone = dataclasses.replace(ours, host_mail_for=("box-a", False))
+    assert host_mail_plan(settings(container="box-b"), gone).taken_from is None
 
 
 def test_summary_speaks_of_what_happened():
