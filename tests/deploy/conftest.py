@@ -4,6 +4,7 @@ Shared by the wheel and CI tests."""
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import sys
@@ -76,3 +77,14 @@ def installed(tmp_path_factory) -> Installed:
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True,
                    capture_output=True, text=True, timeout=900, cwd=base)
     return Installed(wheel, venv / "bin")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forget_test_servers():
+    """After the deploy tests, the host files the deploys left for their containers (cron jobs,
+    upkeep scripts, certbot hooks of mor-test-*) are removed: the rig host is this machine."""
+    yield
+    for pattern in ("/etc/cron.d/mor-test-*", "/usr/local/sbin/mailorama-*-mor-test-*",
+                    "/etc/letsencrypt/renewal-hooks/deploy/mor-test-*"):
+        for path in glob.glob(pattern):
+            Path(path).unlink()
