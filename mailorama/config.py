@@ -6,7 +6,9 @@ collected as `file:line: what is wrong; how to fix it`; nothing stops at the fir
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +42,15 @@ class ConfigError(Exception):
     """The config has errors; `errors` lists every one as `file:line: message`."""
 
     def __init__(self, errors: list[str]):
+        errors = [shown(e) for e in errors]
         super().__init__("\n".join(errors))
         self.errors = errors
+
+
+def shown(text: str) -> str:
+    """`text` with control and invisible characters escaped (\\x1b, \\u2028), so a message
+    quoting a hostile file can neither drive the terminal nor hide what it quotes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True)
@@ -86,19 +95,40 @@ class _Line:
         return f"{self.file}:{self.number}"
 
 
-def _lines(file: str, text: str) -> list[_Line]:
-    """Non-blank, comment-free lines; tolerant of CRLF, BOM, tabs and a missing final newline."""
+# Characters an editor may show as a line break, or not at all: a line holding one is refused
+# (anywhere, comments too), so a file never means what its reader cannot see.
+_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def _lines(file: str, text: str, errors: list[str]) -> list[_Line]:
+    """Non-blank, comment-free lines; tolerant of CRLF, a BOM, tabs and a missing final newline.
+    Lines end at LF only, as editors count them."""
     out = []
-    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+        raw = raw.removesuffix("\r")
+        hidden = _HIDDEN.search(raw)
+        if hidden:
+            errors.append(f"{file}:{number}: invisible character {hidden[0]!r} at column "
+                          f"{hidden.start() + 1} (a lone CR, a control or a direction mark); "
+                          "remove it: lines end with a newline, fields are separated by spaces")
+            continue
         body = raw.split("#", 1)[0].strip()
         if body:
             out.append(_Line(file, number, body.split()))
     return out
 
 
+# Letters IDNA 2003 (Python's codec) maps away (faß.de -> fass.de) where IDNA 2008, which
+# registries and mail clients use, keeps them (xn--fa-hia.de): another domain.
+_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
+IDN_HINT = "; write a name with letters beyond ASCII in its xn-- form"
+
+
 def normalise_domain(text: str) -> str | None:
     """Lower-case ASCII (IDNA for non-ASCII) form of a domain, or None if it is not one."""
     text = text.strip().rstrip(".").lower()
+    if _DEVIATIONS.intersection(text):
+        return None
     try:
         text = text.encode("idna").decode("ascii") if not text.isascii() else text
     except UnicodeError:
@@ -200,7 +230,7 @@ def _parse_domains(lines: list[_Line], errors: list[str]) -> dict[str, str]:
         domain = normalise_domain(line.fields[0])
         if domain is None:
             errors.append(f"{line.where()}: '{line.fields[0]}' is not a valid domain name "
-                          "(like example.org)")
+                          f"(like example.org){'' if line.fields[0].isascii() else IDN_HINT}")
         elif domain in domains:
             errors.append(f"{line.where()}: duplicate domain '{domain}' (first at "
                           f"{domains[domain]}); remove one of the lines")
@@ -239,8 +269,9 @@ def _parse_virtuals(lines, domains, errors) -> dict[str, tuple[_Line, list[str]]
         else:
             address = normalise_address(raw)
         if address is None:
-            errors.append(f"{line.where()}: '{raw}' is not a valid mail address "
-                          "(like name@example.org, or @example.org for a catch-all)")
+            errors.append(f"{line.where()}: '{raw}' is not a valid mail address (like "
+                          "name@example.org, or @example.org for a catch-all)"
+                          f"{'' if raw.isascii() else IDN_HINT}")
             continue
         domain = address.split("@")[1]
         if domain not in domains:
@@ -278,6 +309,11 @@ EXPAND_DEPTH = 10
 LINE_MAX = 2048
 
 
+def line_size(targets) -> int:
+    """Characters of a table value listing `targets`, as rendered (a quote is escaped)."""
+    return len(", ".join(targets)) + sum(t.count("'") for t in targets)
+
+
 class _Resolver:
     """Expands names (accounts, hosted addresses, aliases) to accounts and external addresses.
 
@@ -292,6 +328,8 @@ class _Resolver:
         self.edges: dict[tuple[str, str], tuple[set[str], list[tuple[str, str]]]] = {}
         self.result: dict[tuple[str, str], frozenset[str]] = {}
         self.depth: dict[tuple[str, str], int] = {}
+        # names whose targets exceed LINE_MAX -> the nested name that makes them so (or None)
+        self.too_long: dict[tuple[str, str], tuple[str, str] | None] = {}
 
     def target(self, line: _Line, raw: str, table: str):
         """One target of `line` (in `table`): a final target (str), a nested name
@@ -349,11 +387,20 @@ class _Resolver:
     def _finish(self, node: tuple[str, str]):
         finals, nested = self._edges(node)
         done = [n for n in nested if n in self.result]      # a cycle's back edge adds nothing
+        self.depth[node] = 1 + max((self.depth[c] for c in done), default=0)
+        via = next((c for c in done if c in self.too_long), None)
+        if via:
+            # A superset of a list already too long: not built (that would make a long chain,
+            # or many names over one big list, quadratic).
+            self.too_long[node] = via
+            self.result[node] = frozenset()
+            return
         out = set(finals)
         for child in done:
             out.update(self.result[child])
         self.result[node] = frozenset(out)
-        self.depth[node] = 1 + max((self.depth[c] for c in done), default=0)
+        if line_size(out) >= LINE_MAX:
+            self.too_long[node] = None
 
     def expand(self, start: tuple[str, str]) -> frozenset[str]:
         """Every account and external address `start` finally delivers to (depth-first, with
@@ -371,7 +418,11 @@ class _Resolver:
                 stack.pop()
                 self._finish(node)
             elif child in position:
-                names = [key for _, key in path[position[child]:]] + [child[1]]
+                first = position[child]         # the names shown: at most 8 (a long loop
+                loop = path[first:] if len(path) - first <= 8 else (     # would be quadratic)
+                    path[first:first + 3] + [("", f"... {len(path) - first - 6} more ...")]
+                    + path[-3:])
+                names = [key for _, key in loop] + [child[1]]
                 line = self.tables[child[0]][child[1]][0]
                 self.errors.append(f"{line.where()}: '{child[1]}' delivers to itself "
                                    f"({' -> '.join(names)}); break the cycle")
@@ -397,16 +448,16 @@ class _Resolver:
                 f"{line.where()}: '{key}' reaches its final targets {levels[node]} expansions "
                 f"deep (via '{via}'); OpenSMTPD expands at most {limit} (EXPAND_DEPTH): point "
                 "it at the final addresses or accounts instead")
-        for node, targets in self.result.items():
-            size = len(", ".join(targets))
-            if size >= LINE_MAX:
-                table, key = node
-                line = self.tables[table][key][0]
-                self.errors.append(
-                    f"{line.where()}: '{key}' delivers to {len(targets)} targets ({size} "
-                    f"characters once nesting is flattened); OpenSMTPD reads at most "
-                    f"{LINE_MAX - 1} characters of targets for one name: use a mailing-list "
-                    "manager for lists this long")
+        for node, via in self.too_long.items():
+            table, key = node
+            line = self.tables[table][key][0]
+            targets = self.result[node]
+            size = (f"{len(targets)} targets ({line_size(targets)} characters once nesting is "
+                    "flattened)") if via is None else f"every target of '{via[1]}' and more"
+            self.errors.append(
+                f"{line.where()}: '{key}' delivers to {size}; OpenSMTPD reads at most "
+                f"{LINE_MAX - 1} characters of targets for one name: use a mailing-list "
+                "manager for lists this long")
 
 
 def parse(texts: dict[str, str]) -> MailConfig:
@@ -415,7 +466,7 @@ def parse(texts: dict[str, str]) -> MailConfig:
     for name in FILES:
         if name not in texts:
             errors.append(f"{name}: file missing; create it (it may be empty, with comments)")
-    lines = {name: _lines(name, texts.get(name, "")) for name in FILES}
+    lines = {name: _lines(name, texts.get(name, ""), errors) for name in FILES}
     accounts = _parse_accounts(lines["accounts"], errors)
     domains = _parse_domains(lines["domains"], errors)
     if "domains" in texts and not domains:
@@ -473,6 +524,23 @@ def _error_order(error: str):
     return (FILES.index(file) if file in FILES else 9, int(number) if number.isdigit() else 0)
 
 
+# Far above any real config (100,000 accounts are 13 MB); a bigger file is a mistake.
+MAX_BYTES = 64 * 1024 * 1024
+
+
+def read_bytes(path: Path) -> bytes:
+    """A regular file's bytes, at most MAX_BYTES; OSError for anything else (a folder, a FIFO
+    or a device is refused at once, never waited on or read without end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file (a folder, FIFO or device); make it a text file")
+        data = f.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise OSError(0, f"larger than {MAX_BYTES // 2**20} MiB; is it the right file?")
+    return data
+
+
 def read_texts(folder: str | Path) -> tuple[dict[str, str], list[str]]:
     """The four files' text from `folder`, and the errors of unreadable ones."""
     folder = Path(folder)
@@ -480,13 +548,16 @@ def read_texts(folder: str | Path) -> tuple[dict[str, str], list[str]]:
     for name in FILES:
         path = folder / name
         try:
-            texts[name] = path.read_bytes().decode("utf-8")
+            data = read_bytes(path)
+            texts[name] = data.decode("utf-8")
         except FileNotFoundError:
             pass  # parse() reports it
         except UnicodeDecodeError as e:
             texts[name] = ""
-            line = path.read_bytes()[: e.start].count(b"\n") + 1
-            errors.append(f"{name}:{line}: not UTF-8 text (byte {e.start}); save the file as UTF-8")
+            line = data[: e.start].count(b"\n") + 1
+            utf16 = " (it is UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+            errors.append(f"{name}:{line}: not UTF-8 text (byte {e.start}){utf16}; save the file "
+                          "as UTF-8")
         except OSError as e:
             texts[name] = ""
             errors.append(f"{name}: cannot read {path}: {e.strerror}")

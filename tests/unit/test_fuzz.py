@@ -8,7 +8,8 @@ from mailorama import config as cfg
 from test_config import texts
 
 ERROR = re.compile(r"^(accounts|domains|virtuals|aliases)(:\d+)?: \S")
-ALPHABET = st.sampled_from(list("alpegbudy.net@,:# \t\r\n$16y5/{}|-_ÄßX09") + ["\ufeff", "\x00"])
+ALPHABET = st.sampled_from(list("alpegbudy.net@,:# \t\r\n$16y5/{}|-_ÄßX09'") + [
+    "\ufeff", "\x00", "\u2028", "\x85", "\x0c", "\u200b", "\u202e", "\xa0"])
 
 
 def parses_or_reports(files: dict[str, str]) -> None:
@@ -16,6 +17,7 @@ def parses_or_reports(files: dict[str, str]) -> None:
         result = cfg.parse(files)
     except cfg.ConfigError as e:
         assert e.errors and all(ERROR.match(err) for err in e.errors), e.errors
+        assert all(err.isprintable() for err in e.errors), e.errors   # nothing hidden
     else:
         assert isinstance(result, cfg.MailConfig)
         assert all(ERROR.match(w) for w in result.warnings), result.warnings

@@ -1,0 +1,99 @@
+"""A hostile or careless user's config files: every one a clean file:line error, never a
+traceback, a hang or a line the parser reads but an editor does not show."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailorama import config as cfg
+from test_config import H, errors_of, texts
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "mail"
+CHECK = [sys.executable, "-m", "mailorama.cli", "check"]
+
+
+@pytest.mark.parametrize("hidden", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\r", "\x00",
+                                    "\x1b", "\u202e", "\ufeff"])
+def test_a_line_hidden_in_a_comment_is_refused(hidden):
+    # U+2028, NEL, FF, VT and a lone CR end a line for Python's splitlines() but not in an
+    # editor: '# note<U+2028>ed 1003 hash' looked like a comment and added an account.
+    accounts = texts()["accounts"] + f"# note{hidden}ed 1003 {H}\n"
+    errors = errors_of(accounts=accounts)
+    assert errors[0].startswith("accounts:4: invisible character"), errors
+    assert "ed" not in {a.name for a in cfg.parse(texts()).accounts}
+
+
+def test_crlf_and_a_bom_still_read():
+    crlf = {k: "\ufeff" + v.replace("\n", "\r\n") for k, v in texts().items()}
+    assert cfg.parse(crlf) == cfg.parse(texts())
+
+
+def test_messages_escape_what_cannot_be_seen():
+    errors = errors_of(accounts=texts()["accounts"] + f"e\u200bd 1003 {H}\n")
+    assert "account name 'e\\u200bd' is not valid" in errors[0], errors
+    assert all(e.isprintable() for e in errors)
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda p: os.mkfifo(p), "not a regular file"),
+    (lambda p: p.symlink_to("/dev/zero"), "not a regular file"),
+    (lambda p: p.mkdir(), "Is a directory"),
+    (lambda p: p.symlink_to(p.name), "Too many levels of symbolic links"),
+    (lambda p: p.write_bytes("root: al\n".encode("utf-16")), "aliases:1: not UTF-8 text (byte 0) "
+                                                              "(it is UTF-16)"),
+])
+def test_check_never_hangs_on_odd_files(tmp_path, make, error):
+    # a FIFO made `check` wait forever; /dev/zero read until memory ran out
+    for name in cfg.FILES:
+        (tmp_path / name).write_bytes((EXAMPLE / name).read_bytes())
+    (tmp_path / "aliases").unlink()
+    make(tmp_path / "aliases")
+    run = subprocess.run([*CHECK, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and error in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_huge_file_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(cfg, "MAX_BYTES", 1000)
+    (tmp_path / "accounts").write_bytes(b"#" * 1001)
+    texts_, errors = cfg.read_texts(tmp_path)
+    assert errors == [f"accounts: cannot read {tmp_path}/accounts: larger than 0 MiB; is it the "
+                      "right file?"] and texts_["accounts"] == ""
+
+
+def test_long_chains_over_many_targets_stay_linear():
+    # 10,000 names each adding a target to the next: flattening every one took 11.7 s and
+    # 2.3 GB (quadratic); a list already too long is no longer built again for each name above
+    chain = "".join(f"c{i}@bundy.net c{i + 1}@bundy.net, e{i}@ext.example\n" for i in range(10_000))
+    many = "big@bundy.net " + ",".join(f"x{i}@ext.example" for i in range(10_000)) + "\n" + \
+        "".join(f"r{i}@bundy.net big@bundy.net\n" for i in range(10_000))
+    start = time.monotonic()
+    errors = errors_of(virtuals=texts()["virtuals"] + chain + "c10000@bundy.net al\n" + many)
+    assert time.monotonic() - start < 5
+    assert errors[0].startswith("virtuals:10: 'c0@bundy.net' reaches its final targets 10001 "
+                                "expansions deep")
+    assert any(e.startswith("virtuals:10011: 'big@bundy.net' delivers to 10000 targets")
+               for e in errors)
+    assert any("'r9999@bundy.net' delivers to every target of 'big@bundy.net' and more" in e
+               for e in errors)
+
+
+def test_a_long_cycle_is_named_briefly():
+    loop = "".join(f"c{i}@bundy.net c{(i + 1) % 10_000}@bundy.net\n" for i in range(10_000))
+    errors = errors_of(virtuals=texts()["virtuals"] + loop)
+    assert errors[0] == ("virtuals:10: 'c0@bundy.net' delivers to itself (c0@bundy.net -> "
+                         "c1@bundy.net -> c2@bundy.net -> ... 9994 more ... -> c9997@bundy.net -> "
+                         "c9998@bundy.net -> c9999@bundy.net -> c0@bundy.net); break the cycle")
+
+
+@pytest.mark.parametrize("domain", ["faß.de", "ς.gr", "a\u200db.example"])
+def test_idna_2003_deviations_are_refused(domain):
+    # Python's IDNA 2003 made faß.de fass.de: another domain than the xn--fa-hia.de of IDNA 2008
+    errors = errors_of(domains=f"{domain}\nbundy.net\nnomaam.org\n")
+    assert errors == [f"domains:1: '{cfg.shown(domain)}' is not a valid domain name (like example.org); "
+                      "write a name with letters beyond ASCII in its xn-- form"]
+    assert cfg.normalise_domain("bücher.example") == "xn--bcher-kva.example"
