@@ -51,6 +51,13 @@ def _list(source: str, rows) -> str:
     return "# @list\n" + _table(source, rows)
 
 
+def _values(items) -> str:
+    """A table value listing `items`: OpenSMTPD splits it at commas outside quotes, so a quote
+    (legal in an address: o'brien@example.org) is escaped, or it would swallow the commas
+    after it and the lookup would fail (expand_line_split, mailaddr_line_split)."""
+    return ", ".join(item.replace("'", "\\'") for item in items)
+
+
 def tables(config: MailConfig, quotas: dict[str, str | None] | None = None) -> dict[str, str]:
     """The OpenSMTPD tables and Dovecot's passwd-file, keyed by file name. `quotas`: accounts
     with a quota of their own (None: no limit), a userdb field in the passwd-file."""
@@ -58,14 +65,14 @@ def tables(config: MailConfig, quotas: dict[str, str | None] | None = None) -> d
     quotas = quotas or {}
     return {
         "domains": _table("domains", config.domains),
-        "virtuals": _table("virtuals", (f"{a} {', '.join(t)}" for a, t in config.virtuals)),
+        "virtuals": _table("virtuals", (f"{a} {_values(t)}" for a, t in config.virtuals)),
         "recipients": _list("virtuals", (a for a, _ in config.virtuals)),
         "credentials": _table("accounts", (f"{a.name} {a.hash}" for a in config.accounts)),
         "userbase": _table(
             "accounts", (f"{a.name} {a.uid}:{a.uid}:{home(a.name)}" for a in config.accounts)),
-        "senders": _table("virtuals", (f"{name} {', '.join(addrs)}"
+        "senders": _table("virtuals", (f"{name} {_values(addrs)}"
                                        for name, addrs in senders.items() if addrs)),
-        "aliases": _table("aliases", (f"{n}: {', '.join(t)}" for n, t in config.aliases)),
+        "aliases": _table("aliases", (f"{n}: {_values(t)}" for n, t in config.aliases)),
         "passwd": _table("accounts", (f"{a.name}:{a.hash}:{a.uid}:{a.uid}::{home(a.name)}::"
                                       + _quota_field(a.name, quotas) for a in config.accounts)),
     }

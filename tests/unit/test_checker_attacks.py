@@ -97,3 +97,43 @@ def test_idna_2003_deviations_are_refused(domain):
     assert errors == [f"domains:1: '{cfg.shown(domain)}' is not a valid domain name (like example.org); "
                       "write a name with letters beyond ASCII in its xn-- form"]
     assert cfg.normalise_domain("bücher.example") == "xn--bcher-kva.example"
+
+
+def opensmtpd_values(value: str) -> list[str] | None:
+    """How OpenSMTPD reads a table value (expand.c, expand_line_split): split at commas outside
+    quotes, a backslash takes the next character as it is; None: the lookup fails."""
+    out, item, escaped, single, double = [], "", False, False, False
+    for c in value:
+        if escaped:
+            item, escaped = item + c, False
+        elif c == "\\":
+            escaped = True
+        elif c == "," and not single and not double:
+            out, item = out + [item.strip()], ""
+        else:
+            item += c
+            single ^= c == "'" and not double
+            double ^= c == '"' and not single
+    return None if escaped or single or double else [x for x in out + [item.strip()] if x]
+
+
+def test_a_quote_in_an_address_keeps_its_meaning_in_the_tables():
+    # o'brien@ext.example is a valid address; rendered as is, OpenSMTPD read the quote as the
+    # start of a quoted string: the lookup failed and the mail was never delivered
+    from mailorama.render import tables
+
+    config = cfg.parse(texts(virtuals=texts()["virtuals"] + "o'hara@bundy.net peg\n"
+                             "fans@bundy.net o'brien@ext.example, o'hara@bundy.net, al, "
+                             "d'arcy@ext.example\n", aliases="root: o'brien@ext.example, al\n"))
+    rendered = tables(config)
+    read = {}
+    for name in ("virtuals", "senders", "aliases"):
+        for line in rendered[name].splitlines()[1:]:
+            key, value = line.split(":" if name == "aliases" else " ", 1)
+            read[name, key] = opensmtpd_values(value)
+    assert read["virtuals", "fans@bundy.net"] == ["al", "d'arcy@ext.example",
+                                                  "o'brien@ext.example", "peg"]
+    assert read["senders", "peg"] == list(config.senders()["peg"])
+    assert "o'hara@bundy.net" in read["senders", "peg"]
+    assert read["aliases", "root"] == ["al", "o'brien@ext.example"]
+    assert all(v is not None for v in read.values())
