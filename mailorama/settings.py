@@ -23,7 +23,9 @@ DEFAULT_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143,
 HOST_MAIL = ("msmtp", "shim", "none")
 
 
-_CONTAINER = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+# Also the compose project name and the /etc/cron.d file name: no '.' (compose refuses it as a
+# project name; cron silently skips a file in cron.d whose name has one: no backups).
+_CONTAINER = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9_./-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _USER = re.compile(r"[a-z_][a-z0-9_.-]*")
@@ -32,6 +34,7 @@ _USER = re.compile(r"[a-z_][a-z0-9_.-]*")
 _PATH_PART = re.compile(r"[A-Za-z0-9_.+@=-]+")
 _SIZE = re.compile(r"([1-9][0-9]*)([kmg])")
 _UNIT = {"k": 1 / 1024, "m": 1, "g": 1024}
+MAX_MIB = 2**40               # 1 EiB: sizes above overflow Docker's and Dovecot's parsers
 MIN_MEMORY_MIB = 128
 _QUOTA = re.compile(r"[1-9][0-9]*[KMGT]")
 # Login throttling (SMTP AUTH, IMAP, ManageSieve), per client address (IPv6: per /64):
@@ -108,10 +111,19 @@ def _host_path(key: str, value, errors: list[str]):
     return value.rstrip("/")
 
 
+# What the stack keeps below mailorama_root and mailorama_data (compose.yaml, the host scripts)
+ROOT_PARTS = ("compose.yaml", "config", "keys", "image", "status", "offsite")
+DATA_PARTS = ("mail", "queue", "backup")
+
+
+def _nested(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
 def _size(key: str, value, errors: list[str], minimum_mib: float = 0):
     """A Docker size like '256m' (k, m or g), lower-cased, or None."""
     match = _SIZE.fullmatch(value.strip().lower()) if isinstance(value, str) else None
-    if not match or int(match[1]) * _UNIT[match[2]] < minimum_mib:
+    if not match or not minimum_mib <= int(match[1]) * _UNIT[match[2]] <= MAX_MIB:
         least = f" of at least {minimum_mib}m" if minimum_mib else ""
         errors.append(f"{PREFIX}{key}: must be a size{least} like '256m' or '1g' (k, m or g), "
                       f"got {value!r}")
@@ -124,7 +136,7 @@ def _quota(key: str, value, errors: list[str]) -> str | None:
     if value is None or (isinstance(value, str) and value.strip().lower() == "unlimited"):
         return None
     match = _QUOTA.fullmatch(value.strip().upper()) if isinstance(value, str) else None
-    if not match:
+    if not match or int(match[0][:-1]) * 1024 ** "KMGT".index(match[0][-1]) > MAX_MIB * 1024:
         errors.append(f"{PREFIX}{key}: must be a size like '10G' or '500M' (K, M, G or T), or "
                       f"None for no limit; got {value!r}")
         return None
@@ -169,7 +181,8 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     for address in listen:
         if not isinstance(address, str) or not _is_ip(address) or "%" in address:
             errors.append(f"{PREFIX}listen: {address!r} is not an IP address (without a scope)")
-    out["listen"] = tuple(sorted({a for a in listen if isinstance(a, str)}))
+    out["listen"] = tuple(sorted({str(ipaddress.ip_address(a)) for a in listen
+                                  if isinstance(a, str) and _is_ip(a)}))
 
     addresses = values.get("addresses") or ()
     if isinstance(addresses, str):
@@ -197,6 +210,14 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     for key in ("root", "data"):
         if key in values:
             out[key] = _host_path(key, values[key], errors)
+    root, data = out.get("root", Settings.root), out.get("data", Settings.data)
+    overlap = [(r, d) for r in ROOT_PARTS for d in DATA_PARTS if root and data
+               and _nested(f"{root}/{r}", f"{data}/{d}")]
+    if overlap:
+        r, d = overlap[0]
+        errors.append(f"{PREFIX}data: {data}/{d} (mounted into the container) and {root}/{r} "
+                      f"({PREFIX}root) overlap; use folders apart, like /opt/mail-o-rama and "
+                      "/srv/mail-o-rama, or the same folder for both")
     for key in ("tls_cert", "tls_key"):
         if values.get(key):
             out[key] = _host_path(key, values[key], errors)
@@ -207,7 +228,7 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     container = values.get("container", "mail-o-rama")
     if not isinstance(container, str) or not _CONTAINER.fullmatch(container):
         errors.append(f"{PREFIX}container: {container!r} is not a valid name; use lower-case "
-                      "letters, digits, '-', '_' and '.', starting with a letter or digit")
+                      "letters, digits, '-' and '_', starting with a letter or digit")
     out["container"] = container
     image = values.get("image") or f"{container}:latest"
     if values.get("image") and (not isinstance(image, str) or not _IMAGE.fullmatch(image)):
@@ -218,11 +239,13 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     relay = values.get("relay_host")
     if relay:
         host, _, port = relay.rpartition(":") if isinstance(relay, str) else ("", "", "")
-        if (not (normalise_domain(host) == host.lower() or _is_ip(host.strip("[]")))
+        literal = host[1:-1] if host[:1] + host[-1:] == "[]" else host    # [2001:db8::1]
+        if (not (normalise_domain(host) == host.lower() or _is_ip(literal))
+                or ":" in host and literal == host
                 or not host or any(c.isspace() for c in relay) or not port.isdigit()
                 or not port.isascii() or not 1 <= int(port) <= 65535):
-            errors.append(f"{PREFIX}relay_host: expected 'host:port' like smtp.example.org:587, "
-                          f"got {relay!r}")
+            errors.append(f"{PREFIX}relay_host: expected 'host:port' like smtp.example.org:587 "
+                          f"(an IPv6 address in brackets: [2001:db8::25]:587), got {relay!r}")
         out["relay_host"] = relay
     auth = values.get("relay_auth")
     if auth:
@@ -245,9 +268,9 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     retention = values.get("backup_retention_days", 14)
     if retention is None or retention == "":
         out["backup_retention_days"] = None
-    elif not _whole(retention) or retention < 1:
-        errors.append(f"{PREFIX}backup_retention_days: must be a whole number of days >= 1, or "
-                      f"empty to keep all; got {retention!r}")
+    elif not _whole(retention) or not 1 <= retention <= 100_000:
+        errors.append(f"{PREFIX}backup_retention_days: must be a whole number of days 1-100000, "
+                      f"or empty to keep all; got {retention!r}")
     else:
         out["backup_retention_days"] = retention
 
@@ -267,7 +290,8 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
                 or normalise_address(address) is None):
             errors.append(f"{PREFIX}host_aliases: {user!r}: {address!r} is not 'host user': "
                           "'mail address'")
-    out["host_aliases"] = tuple(sorted((str(k), str(v)) for k, v in aliases.items()))
+    out["host_aliases"] = tuple(sorted((str(k), normalise_address(v) if isinstance(v, str)
+                                        else str(v)) for k, v in aliases.items()))
 
     selectors = values.get("dkim_selectors") or {"rsa": "rsa", "ed25519": "ed25519"}
     selectors = _dict("dkim_selectors", selectors, "{'rsa': 'rsa', 'ed25519': 'ed25519'}",
@@ -278,9 +302,9 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
         if not isinstance(selector, str) or not _LABEL.fullmatch(selector):
             errors.append(f"{PREFIX}dkim_selectors: {selector!r} is not a DNS label "
                           "(letters, digits, '-')")
-    if len({str(s) for s in selectors.values()}) != len(selectors):
+    if len({str(s).lower() for s in selectors.values()}) != len(selectors):
         errors.append(f"{PREFIX}dkim_selectors: the two keys need two selectors")
-    out["dkim_selectors"] = tuple(sorted((str(k), str(v)) for k, v in selectors.items()))
+    out["dkim_selectors"] = tuple(sorted((str(k), str(v).lower()) for k, v in selectors.items()))
 
     if "config_dir" in values:
         folder = values["config_dir"]
@@ -310,8 +334,8 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
     for account, size in quotas.items():
         if not isinstance(account, str) or not account:
             errors.append(f"{PREFIX}quotas: {account!r} is not an account name")
-    out["quotas"] = tuple(sorted((str(a), _quota(f"quotas: {a}", s, errors))
-                                 for a, s in quotas.items()))
+    out["quotas"] = tuple(sorted({str(a): _quota(f"quotas: {a}", s, errors)
+                                  for a, s in quotas.items()}.items()))
 
     throttle = dict(THROTTLE)
     given = _dict("login_throttle", values.get("login_throttle") or {}, str(THROTTLE), errors) or {}
