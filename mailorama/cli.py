@@ -12,6 +12,7 @@ from . import config as cfg
 # SHA512-crypt at 50,000 rounds: about 12 ms per check here. OpenSMTPD's one lookup process
 # blocks for each SMTP AUTH check, so the cost is a trade between offline cracking and logins/s.
 HASH_ROUNDS = 50_000
+MAX_PASSWORD = 4096     # bytes passlib hashes (PasswordSizeError above)
 
 
 def hash_password(password: str, rounds: int = HASH_ROUNDS) -> str:
@@ -20,15 +21,33 @@ def hash_password(password: str, rounds: int = HASH_ROUNDS) -> str:
     return sha512_crypt.using(rounds=rounds).hash(password)
 
 
+def password_error(password: str) -> str | None:
+    """Why `password` cannot be hashed (None: it can)."""
+    try:
+        size = len(password.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the password is not UTF-8 text"
+    if "\0" in password:
+        return "the password holds a NUL byte, which crypt() cannot hash"
+    if size > MAX_PASSWORD:
+        return f"the password is longer than {MAX_PASSWORD} bytes"
+    return None
+
+
 def _read_password() -> str:
     if not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            password = sys.stdin.readline(MAX_PASSWORD + 2).rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise SystemExit("mailorama: the password is not UTF-8 text; nothing printed") from None
     else:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
             raise SystemExit("mailorama: the two passwords differ; nothing printed")
     if not password:
         raise SystemExit("mailorama: empty password refused")
+    if password_error(password):
+        raise SystemExit(f"mailorama: {password_error(password)}; nothing printed")
     return password
 
 
@@ -48,6 +67,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_hash_password(args) -> int:
+    if not 1000 <= args.rounds <= 999_999_999:
+        raise SystemExit("mailorama: --rounds must be 1000 to 999999999")
     print(hash_password(_read_password(), args.rounds))
     return 0
 
@@ -67,9 +88,13 @@ def cmd_render(args) -> int:
     out = Path(args.out)
     for rel, text in render(config, settings).items():
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(0o600 if rel in SECRET_CONFIG else 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            path.chmod(0o600 if rel in SECRET_CONFIG else 0o644)
+        except OSError as e:
+            print(f"mailorama render: cannot write {path}: {e.strerror}", file=sys.stderr)
+            return 1
     print(f"rendered into {out}")
     return 0
 
@@ -82,8 +107,8 @@ def _pairs(items: list[str]) -> dict:
         key, _, value = item.partition("=")
         try:
             out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            out[key] = value            # as text: the settings' check names what is wrong
     return out
 
 

@@ -168,18 +168,23 @@ def _ask(answers: dict) -> dict:
 
 
 def _password(args) -> str:
-    from .cli import _read_password
+    from .cli import MAX_PASSWORD, _read_password, password_error
 
     if args.password_file:
         try:
-            stream = sys.stdin if args.password_file == "-" else open(args.password_file)
+            stream = sys.stdin if args.password_file == "-" else open(
+                args.password_file, encoding="utf-8", errors="surrogateescape")
             with stream:
-                password = stream.readline().rstrip("\r\n")
+                password = stream.readline(MAX_PASSWORD + 2).rstrip("\r\n")
         except OSError as e:
             raise SystemExit(f"mailorama init: --password-file: {e.strerror}: "
                              f"{args.password_file}") from None
+        except UnicodeDecodeError:
+            password = "\udcff"        # not UTF-8: said below
         if not password:
             raise SystemExit(f"mailorama init: no password in {args.password_file}")
+        if password_error(password):
+            raise SystemExit(f"mailorama init: --password-file: {password_error(password)}")
         return password
     return _read_password()
 

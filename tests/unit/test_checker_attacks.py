@@ -137,3 +137,39 @@ def test_a_quote_in_an_address_keeps_its_meaning_in_the_tables():
     assert "o'hara@bundy.net" in read["senders", "peg"]
     assert read["aliases", "root"] == ["al", "o'brien@ext.example"]
     assert all(v is not None for v in read.values())
+
+
+@pytest.mark.parametrize("stdin, error", [
+    (b"\xff\xfe\n", "the password is not UTF-8 text"),
+    (b"abc\x00def\n", "the password holds a NUL byte, which crypt() cannot hash"),
+    (b"x" * 5000 + b"\n", "the password is longer than 4096 bytes"),
+])
+def test_hash_password_refuses_what_it_cannot_hash(stdin, error):
+    # each was a passlib or codec traceback
+    run = subprocess.run([sys.executable, "-m", "mailorama.cli", "hash-password"], input=stdin,
+                         capture_output=True, timeout=60)
+    assert run.returncode == 1 and run.stdout == b""
+    assert run.stderr.decode() == f"mailorama: {error}; nothing printed\n"
+
+
+def test_init_refuses_a_password_file_it_cannot_hash(tmp_path):
+    (tmp_path / "pw").write_bytes(b"\xffgood-and-long\n")
+    run = subprocess.run([sys.executable, "-m", "mailorama.cli", "init", str(tmp_path / "repo"),
+                          "--domain", "bundy.net", "--hostname", "mail.bundy.net", "--host", "h",
+                          "--ssh-user", "root", "--account", "al",
+                          "--password-file", str(tmp_path / "pw")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and not (tmp_path / "repo").exists()
+    assert run.stderr == "mailorama init: --password-file: the password is not UTF-8 text\n"
+
+
+def test_render_names_what_it_cannot_do(tmp_path):
+    render = [sys.executable, "-m", "mailorama.cli", "render", str(EXAMPLE)]
+    (tmp_path / "file").write_text("")
+    run = subprocess.run([*render, str(tmp_path / "file")], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 1 and run.stderr.startswith(
+        f"mailorama render: cannot write {tmp_path}/file/"), run.stderr
+    run = subprocess.run([*render, str(tmp_path / "out"), "--set", "ports={[]: 1}"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and run.stderr.startswith("mailorama_ports: must be a dict")
