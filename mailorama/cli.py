@@ -52,8 +52,11 @@ def _read_password() -> str:
 
 
 def cmd_check(args) -> int:
+    from . import sieve
+
     try:
         config = cfg.load(args.dir)
+        scripts = sieve.load(args.dir, (a.name for a in config.accounts))
     except cfg.ConfigError as e:
         for error in e.errors:
             print(error, file=sys.stderr)
@@ -62,7 +65,8 @@ def cmd_check(args) -> int:
     for warning in config.warnings:
         print(warning, file=sys.stderr)
     print(f"{args.dir}: ok: {len(config.accounts)} accounts, {len(config.domains)} domains, "
-          f"{len(config.virtuals)} addresses, {len(config.aliases)} aliases")
+          f"{len(config.virtuals)} addresses, {len(config.aliases)} aliases, "
+          f"{len(scripts)} sieve scripts")
     return 0
 
 

@@ -15,7 +15,7 @@ import re
 import shlex
 from pathlib import Path
 
-from .config import ConfigError
+from .config import ConfigError, read_bytes
 
 FOLDER = "sieve"
 MAX_SIZE = 1024 * 1024        # Dovecot's sieve_max_script_size default
@@ -51,10 +51,18 @@ def collect(files: dict[str, bytes], accounts) -> tuple[dict[str, str], list[str
 def load(config_dir: str | Path, accounts) -> dict[str, str]:
     """The declarative scripts of `config_dir`, by account; ConfigError naming every problem."""
     folder = Path(config_dir) / FOLDER
-    if not folder.is_dir():
+    if not folder.exists():
         return {}
-    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    if not folder.is_dir():
+        raise ConfigError([f"{folder}: not a folder; make it one holding <account>.sieve files"])
+    files, unread = {}, []
+    for path in folder.iterdir():
+        try:        # never a FIFO waited on or a device read without end; no file skipped
+            files[path.name] = read_bytes(path)
+        except OSError as e:
+            unread.append(f"{FOLDER}/{path.name}: cannot read: {e.strerror}")
     scripts, errors = collect(files, accounts)
+    errors = sorted(unread) + errors
     if errors:
         raise ConfigError([f"{folder.parent}/{e}" for e in errors])
     return scripts

@@ -173,3 +173,27 @@ def test_render_names_what_it_cannot_do(tmp_path):
     run = subprocess.run([*render, str(tmp_path / "out"), "--set", "ports={[]: 1}"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and run.stderr.startswith("mailorama_ports: must be a dict")
+
+
+def test_check_reads_the_sieve_folder_and_never_skips_or_hangs(tmp_path):
+    # a dangling link, a FIFO or a device in sieve/ was skipped without a word (the account's
+    # filter silently removed on deploy); a file that fails to read was a traceback
+    for name in cfg.FILES:
+        (tmp_path / name).write_bytes((EXAMPLE / name).read_bytes())
+    folder = tmp_path / "sieve"
+    folder.mkdir()
+    (folder / "al.sieve").write_text('require "fileinto";\r\nfileinto "Shoes";\n')
+    (folder / "peg.sieve").symlink_to("gone.sieve")
+    os.mkfifo(folder / "kelly.sieve")
+    (folder / "bud.sieve").symlink_to("/proc/self/mem")
+    run = subprocess.run([*CHECK, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[:3] == [
+        f"{tmp_path}/sieve/bud.sieve: cannot read: Input/output error",
+        f"{tmp_path}/sieve/kelly.sieve: cannot read: not a regular file (a folder, FIFO or "
+        "device); make it a text file",
+        f"{tmp_path}/sieve/peg.sieve: cannot read: No such file or directory"]
+    for name in ("bud", "kelly", "peg"):
+        (folder / f"{name}.sieve").unlink()
+    run = subprocess.run([*CHECK, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.rstrip().endswith(", 1 sieve scripts"), run.stderr
