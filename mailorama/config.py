@@ -220,8 +220,16 @@ def _parse_accounts(lines: list[_Line], errors: list[str]) -> dict[str, Account]
     return accounts
 
 
+# smtpd.conf names every hosted domain in the DKIM filters' commands (' -d domain' each) and
+# the ownmail filter's; OpenSMTPD's parser reads at most 8094 characters in one string
+# (parse.y, yylex) and refuses to start on a longer one. The rest of those commands (host name,
+# selector, paths) takes under 500.
+DOMAINS_MAX = 7600
+
+
 def _parse_domains(lines: list[_Line], errors: list[str]) -> dict[str, str]:
     domains: dict[str, str] = {}
+    size = 0
     for line in lines:
         if len(line.fields) != 1:
             errors.append(f"{line.where()}: expected one domain per line, found "
@@ -236,6 +244,12 @@ def _parse_domains(lines: list[_Line], errors: list[str]) -> dict[str, str]:
                           f"{domains[domain]}); remove one of the lines")
         else:
             domains[domain] = line.where()
+            size += len(domain) + 4
+            if size > DOMAINS_MAX >= size - len(domain) - 4:
+                errors.append(f"{line.where()}: the domains up to here take {size} characters "
+                              "in smtpd.conf's DKIM filter command (' -d domain' each), more "
+                              f"than the {DOMAINS_MAX} OpenSMTPD's config parser leaves them; "
+                              "host the domains from here on another server")
     return domains
 
 

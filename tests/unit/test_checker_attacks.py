@@ -197,3 +197,29 @@ def test_check_reads_the_sieve_folder_and_never_skips_or_hangs(tmp_path):
         (folder / f"{name}.sieve").unlink()
     run = subprocess.run([*CHECK, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.rstrip().endswith(", 1 sieve scripts"), run.stderr
+
+
+def test_as_many_domains_as_smtpd_conf_can_name():
+    # 33 domains of 246 characters made a filter command longer than the 8094 characters
+    # OpenSMTPD's parser reads in one string: smtpd refused to start
+    import re
+
+    from mailorama.render import render
+    from mailorama.settings import settings_from
+
+    def domain(i):
+        return ".".join(["a" * 60] * 3 + [f"d{i:04d}" + "x" * 50]) + ".example"
+
+    base = "bundy.net\nnomaam.org\n"
+    fits = [domain(i) for i in range((cfg.DOMAINS_MAX - 2 * 14) // 250)]
+    config = cfg.parse(texts(domains=base + "".join(f"{d}\n" for d in fits)))
+    hostname = ".".join(["h" * 63] * 3 + ["h" * 57]) + ".net"     # 253 characters
+    settings = settings_from({"mailorama_dkim_selectors": {"rsa": "r" * 63, "ed25519": "e" * 63}},
+                             fqdn=hostname)
+    conf = render(config, settings)["config/smtpd.conf"]
+    assert max(len(s) for s in re.findall(r'"([^"]*)"', conf)) <= 8094
+    errors = errors_of(domains=base + "".join(f"{domain(i)}\n" for i in range(len(fits) + 2)))
+    assert errors == [f"domains:{len(fits) + 3}: the domains up to here take 7777 characters in "
+                      "smtpd.conf's DKIM filter command (' -d domain' each), more than the 7600 "
+                      "OpenSMTPD's config parser leaves them; host the domains from here on "
+                      "another server"]
