@@ -82,7 +82,6 @@ def load_hosts(folder: Path, inventory: str = "inventory.py", limit: list[str] |
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.exceptions import PyinfraError
     from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
-    from pyinfra_cli.inventory import make_inventory
 
     folder = folder.resolve()
     if not (folder / inventory).exists():
@@ -95,7 +94,7 @@ def load_hosts(folder: Path, inventory: str = "inventory.py", limit: list[str] |
     state.cwd = str(folder)
     hosts, errors, configs = [], [], {}
     with ctx_state.use(state), ctx_config.use(config):
-        inv = make_inventory(str(folder / inventory), override_data=data or {}, cwd=str(folder))
+        inv = _inventory(folder / inventory, data or {})
         with ctx_inventory.use(inv):
             chosen = [h for h in inv if not limit or h.name in limit]
             if limit and len(chosen) < len(set(limit)):
@@ -119,6 +118,29 @@ def load_hosts(folder: Path, inventory: str = "inventory.py", limit: list[str] |
             finally:
                 disconnect_all(state)
     return hosts, errors
+
+
+def _inventory(path: Path, data: dict):
+    """pyinfra's inventory from `path` (and the group_data beside it); HostError naming the
+    file and line where their Python fails, as a sentence, not a traceback."""
+    import traceback
+
+    from click import ClickException
+    from pyinfra_cli.exceptions import UnexpectedExternalError
+    from pyinfra_cli.inventory import make_inventory
+
+    try:
+        return make_inventory(str(path), override_data=data, cwd=str(path.parent))
+    except SyntaxError as e:
+        raise HostError(f"{e.filename}:{e.lineno}: {e.msg}; fix the Python there") from None
+    except UnexpectedExternalError as e:
+        lines = [f.lineno for f in traceback.extract_tb(e.exception.__traceback__)
+                 if f.filename == e.filename]
+        where = f"{e.filename}:{lines[-1]}" if lines else e.filename
+        raise HostError(f"{where}: {type(e.exception).__name__}: {e.exception}; fix the "
+                        "Python there") from None
+    except ClickException as e:
+        raise HostError(e.format_message()) from None
 
 
 def _mail_host(host, folder: Path, configs: dict) -> MailHost:

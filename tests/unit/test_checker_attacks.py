@@ -223,3 +223,21 @@ def test_as_many_domains_as_smtpd_conf_can_name():
                       "smtpd.conf's DKIM filter command (' -d domain' each), more than the 7600 "
                       "OpenSMTPD's config parser leaves them; host the domains from here on "
                       "another server"]
+
+
+@pytest.mark.parametrize("command", ["dns", "doctor"])
+@pytest.mark.parametrize("file, text, error", [
+    ("inventory.py", 'hosts = [("@local", {\n', "inventory.py:1: '{' was never closed"),
+    ("inventory.py", 'hosts = ["@local"]\nraise RuntimeError("boom")\n',
+     "inventory.py:2: RuntimeError: boom"),
+    ("group_data/all.py", "mailorama_hostname =\n", "group_data/all.py:1: invalid syntax"),
+])
+def test_dns_and_doctor_name_a_broken_inventory(tmp_path, command, file, text, error):
+    # pyinfra's traceback came through as mailorama's
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "inventory.py").write_text('hosts = ["@local"]\n')
+    (tmp_path / file).write_text(text)
+    run = subprocess.run([sys.executable, "-m", "mailorama.cli", command, "-C", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr == f"mailorama {command}: {tmp_path}/{error}; fix the Python there\n"
