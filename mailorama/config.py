@@ -374,10 +374,14 @@ class _Resolver:
         if address is None:
             self.errors.append(f"{line.where()}: target '{raw}' is not a valid mail address")
             return None
-        if address.split("@")[1] not in self.domains:
+        local, domain = address.split("@")
+        if domain not in self.domains:
             return address
-        if address in self.tables["virtuals"]:
-            return ("virtuals", address)
+        # the lines OpenSMTPD would look it up in, in its order (aliases.c): the address, then
+        # without its +tag, then the domain's catch-all
+        for key in (address, f"{local.split('+', 1)[0]}@{domain}", f"@{domain}"):
+            if key in self.tables["virtuals"]:
+                return ("virtuals", key)
         self.errors.append(f"{line.where()}: target '{address}' is in a hosted domain but no "
                            "line of virtuals defines it; add it to virtuals or fix the address")
         return None

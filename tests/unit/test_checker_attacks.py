@@ -241,3 +241,18 @@ def test_dns_and_doctor_name_a_broken_inventory(tmp_path, command, file, text, e
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr == f"mailorama {command}: {tmp_path}/{error}; fix the Python there\n"
+
+
+def test_a_target_resolves_as_opensmtpd_looks_it_up():
+    # a hosted target without a line of its own was an error saying no line defined it, though
+    # OpenSMTPD delivers it by its +tag-less line or its domain's catch-all
+    config = cfg.parse(texts(virtuals=texts()["virtuals"] + "@nomaam.org peg\n"
+                             "a@bundy.net al+shoes@bundy.net\nb@bundy.net anyone@nomaam.org\n"))
+    assert dict(config.virtuals)["a@bundy.net"] == ("al",)
+    assert dict(config.virtuals)["b@bundy.net"] == ("peg",)
+    errors = errors_of(virtuals=texts()["virtuals"] + "@nomaam.org x@nomaam.org\n")
+    assert errors == ["virtuals:10: '@nomaam.org' delivers to itself (@nomaam.org -> "
+                      "@nomaam.org); break the cycle"]
+    errors = errors_of(virtuals=texts()["virtuals"] + "a@bundy.net nobody+x@bundy.net\n")
+    assert errors == ["virtuals:10: target 'nobody+x@bundy.net' is in a hosted domain but no "
+                      "line of virtuals defines it; add it to virtuals or fix the address"]
