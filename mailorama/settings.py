@@ -26,7 +26,10 @@ HOST_MAIL = ("msmtp", "shim", "none")
 # Also the compose project name and the /etc/cron.d file name: no '.' (compose refuses it as a
 # project name; cron silently skips a file in cron.d whose name has one: no backups).
 _CONTAINER = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_IMAGE = re.compile(r"[a-z0-9][a-z0-9_./-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
+# Docker's reference grammar without a registry port: name components joined by '/', each of
+# lower-case letters and digits with '.', '_', '__' or dashes between them; an optional tag.
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|__?|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?")
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _USER = re.compile(r"[a-z_][a-z0-9_.-]*")
 # A host path written into compose.yaml, cron and shell lines: no quotes, spaces, newlines,
@@ -230,8 +233,10 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
         errors.append(f"{PREFIX}container: {container!r} is not a valid name; use lower-case "
                       "letters, digits, '-' and '_', starting with a letter or digit")
     out["container"] = container
-    image = values.get("image") or f"{container}:latest"
-    if values.get("image") and (not isinstance(image, str) or not _IMAGE.fullmatch(image)):
+    image = values.get("image")
+    if image is None:
+        image = f"{container}:latest"
+    elif not isinstance(image, str) or not _IMAGE.fullmatch(image):
         errors.append(f"{PREFIX}image: {image!r} is not a valid image name like "
                       "mail-o-rama:latest")
     out["image"] = image
@@ -254,9 +259,10 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
         if not relay:
             errors.append(f"{PREFIX}relay_auth: needs {PREFIX}relay_host")
         if (not isinstance(user, str) or not isinstance(password, str) or not user or not password
-                or ":" in user or any(c.isspace() for c in user + password)):
+                or ":" in user or any(c.isspace() for c in user + password)
+                or not (user + password).isprintable()):
             errors.append(f"{PREFIX}relay_auth: expected {{'user': ..., 'password': ...}}, "
-                          "without spaces, and no ':' in the user")
+                          "without spaces or control characters, and no ':' in the user")
         else:
             out["relay_auth"] = (user, password)
 

@@ -1,7 +1,10 @@
 """Settings a careless or hostile user gives: named errors, never a traceback, never a value
 that breaks the compose project, the cron file, Docker, Dovecot or OpenSMTPD later."""
 
+import hypothesis
 import pytest
+import yaml
+from hypothesis import strategies as st
 
 from mailorama import config as cfg
 from mailorama.render import render, render_host
@@ -37,6 +40,12 @@ def errors_of(**values) -> list[str]:
     ({"relay_host": "2001:db8::25:587"}, "mailorama_relay_host: expected 'host:port'"),
     ({"relay_host": "[192.0.2.25:587"}, "mailorama_relay_host: expected 'host:port'"),
     ({"relay_host": "192.0.2.25]:587"}, "mailorama_relay_host: expected 'host:port'"),
+    # names Docker refuses (at build, after the files went out), or an empty one taken as unset
+    ({"image": "mail//o/../rama:x"}, "mailorama_image: 'mail//o/../rama:x' is not a valid image"),
+    ({"image": ""}, "mailorama_image: '' is not a valid image"),
+    # a NUL ends the C string OpenSMTPD reads: another password than the one given
+    ({"relay_host": "smtp.bundy.net:587", "relay_auth": {"user": "u", "password": "pw\x00x"}},
+     "mailorama_relay_auth: expected {'user': ..., 'password': ...}, without spaces or control"),
     # the mail mount inside the stack's folders, or the keys inside the mail
     ({"root": "/srv/m/mail", "data": "/srv/m"},
      "mailorama_data: /srv/m/mail (mounted into the container) and /srv/m/mail/compose.yaml"),
@@ -69,3 +78,48 @@ def test_a_host_alias_is_written_as_the_address_it_is():
     s = settings(host_aliases={"default": " Root@Mail.Bundy.NET\n"})
     aliases = render_host(s)["/etc/mail-o-rama/msmtp-aliases"]
     assert aliases.splitlines()[-1] == "default: root@mail.bundy.net"
+
+
+HOSTILE = "\"'\n\r\t $;`\\{}%&|<>*?!#:,"
+GOOD = st.sampled_from(["mail-o-rama", "/opt/x", "/srv/x", "256m", "10G", "mail.bundy.net",
+                        "smtp.bundy.net:587", "127.0.0.1", "::1", "root@bundy.net", "default",
+                        "rsa", "a/b:c", "/etc/ssl/x.pem"])
+TEXT = st.one_of(GOOD, st.tuples(GOOD, st.sampled_from(list(HOSTILE) + ["\x00", "\u2028", ".."]),
+                                 GOOD).map("".join),
+                 st.text(st.sampled_from(list("ab9./-_@=+") + list(HOSTILE)), max_size=12))
+PATHS = st.one_of(TEXT, TEXT.map(lambda t: "/" + t), st.just("/opt/x/../y"))
+HOSTILE_SETTINGS = {
+    "root": PATHS, "data": PATHS, "container": TEXT, "image": TEXT, "hostname": TEXT,
+    "memory_limit": TEXT, "log_max_size": TEXT, "quota": TEXT, "relay_host": TEXT,
+    "dkim_selectors": st.fixed_dictionaries({"rsa": TEXT, "ed25519": TEXT}),
+    "host_aliases": st.dictionaries(TEXT, TEXT, max_size=2),
+    "listen": st.lists(TEXT, max_size=2), "login_allow": st.lists(TEXT, max_size=2),
+    "tls_cert": PATHS,
+}
+
+
+@hypothesis.settings(max_examples=600, deadline=None)
+@hypothesis.given(st.dictionaries(st.sampled_from(sorted(HOSTILE_SETTINGS)), st.none(), max_size=2,
+                                  min_size=1), st.data())
+def test_hostile_values_never_reach_a_rendered_file(keys, data):
+    values = {key: data.draw(HOSTILE_SETTINGS[key], label=key) for key in keys}
+    if "tls_cert" in values:
+        values["tls_key"] = values["tls_cert"] + "-key"
+    try:
+        s = settings(**values)
+    except SettingsError:
+        return
+    for key in ("root", "data", "container", "image", "hostname", "memory_limit",
+                "log_max_size", "quota", "relay_host", "tls_cert", "tls_key"):
+        value = getattr(s, key) or ""
+        assert not set(value) & set(HOSTILE.replace(":", "")) and value.isprintable(), (key, value)
+    assert all(v.isprintable() and not set(v) & set(HOSTILE) for pair in s.dkim_selectors
+               for v in pair)
+    files = render(cfg.parse(texts()), s) | render_host(s)
+    compose = yaml.safe_load(files["compose.yaml"])["services"]["mail"]
+    assert (compose["container_name"], compose["image"]) == (s.container, s.image)
+    assert compose["volumes"][0] == f"{s.root}/config:/etc/mail-o-rama:ro"
+    assert compose["volumes"][2] == f"{s.data}/mail:/var/mail"
+    cron = files[f"/etc/cron.d/{s.container}"]
+    assert all(len(line.split()) >= 7 for line in cron.splitlines()
+               if line and not line.startswith("#") and "=" not in line.split()[0])
