@@ -25,6 +25,9 @@ SYSTEM_NAMES = frozenset(
 # Above this many SHA-crypt rounds a login check takes long enough to stall OpenSMTPD's
 # single lookup process (656,000 rounds: 0.16-0.3 s per check).
 SLOW_ROUNDS = 200_000
+# Above this many a check takes about half a second or more (glibc goes up to 999,999,999:
+# minutes), and anyone can start one: a wrong password for the account costs the full hash.
+MAX_ROUNDS = 1_000_000
 HASH_SCHEMES = {"$6$": "SHA512-CRYPT", "$5$": "SHA256-CRYPT", "$y$": "yescrypt"}
 
 _NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -166,6 +169,11 @@ def check_hash(value: str) -> str | None:
                 f"SHA256-CRYPT ($5$) or yescrypt ($y$): {fix}")
     if not _HASH[scheme].fullmatch(value):
         return f"malformed {HASH_SCHEMES[scheme]} hash (truncated or mangled?); {fix}"
+    rounds = re.match(r"\$[56]\$rounds=([0-9]+)\$", value)
+    if rounds and int(rounds[1]) > MAX_ROUNDS:
+        return (f"{int(rounds[1]):,} hash rounds: each login check, a stranger's wrong guess "
+                "too, would hold up OpenSMTPD's lookup process (all mail) for a second or "
+                f"more; {fix} (50,000 rounds)")
     return None
 
 

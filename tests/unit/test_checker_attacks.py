@@ -256,3 +256,16 @@ def test_a_target_resolves_as_opensmtpd_looks_it_up():
     errors = errors_of(virtuals=texts()["virtuals"] + "a@bundy.net nobody+x@bundy.net\n")
     assert errors == ["virtuals:10: target 'nobody+x@bundy.net' is in a hosted domain but no "
                       "line of virtuals defines it; add it to virtuals or fix the address"]
+
+
+def test_a_hash_any_stranger_can_make_the_server_grind_on_is_refused():
+    # 999,999,999 rounds (glibc's most): every AUTH for the account, a wrong guess too, held up
+    # OpenSMTPD's one lookup process for minutes; it was a warning only
+    slow = "$6$rounds=999999999$saltsalt$" + "a" * 86
+    errors = errors_of(accounts=texts()["accounts"] + f"ed 1003 {slow}\n")
+    assert errors == ["accounts:4: account 'ed': 999,999,999 hash rounds: each login check, a "
+                      "stranger's wrong guess too, would hold up OpenSMTPD's lookup process (all "
+                      "mail) for a second or more; make one with `mailorama hash-password` "
+                      "(50,000 rounds)"]
+    ok = "$6$rounds=1000000$saltsalt$" + "a" * 86
+    assert cfg.parse(texts(accounts=texts()["accounts"] + f"ed 1003 {ok}\n")).warnings
