@@ -592,6 +592,9 @@ def read_texts(folder: str | Path) -> tuple[dict[str, str], list[str]]:
 
 def load(folder: str | Path) -> MailConfig:
     """Read and validate the four files in `folder`."""
+    if not Path(folder).is_dir():
+        raise ConfigError([f"{folder}: no such folder; give the folder that holds accounts, "
+                           "domains, virtuals and aliases"])
     texts, errors = read_texts(folder)
     try:
         config = parse(texts)

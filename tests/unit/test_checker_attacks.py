@@ -269,3 +269,13 @@ def test_a_hash_any_stranger_can_make_the_server_grind_on_is_refused():
                       "(50,000 rounds)"]
     ok = "$6$rounds=1000000$saltsalt$" + "a" * 86
     assert cfg.parse(texts(accounts=texts()["accounts"] + f"ed 1003 {ok}\n")).warnings
+
+
+def test_check_of_no_folder_says_so_once(tmp_path):
+    # it was four 'file missing; create it' lines, for a typo in the folder's name
+    for path in (tmp_path / "nothing", tmp_path / "file"):
+        (tmp_path / "file").write_text("")
+        run = subprocess.run([*CHECK, str(path)], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 1 and run.stderr.splitlines() == [
+            f"{path}: no such folder; give the folder that holds accounts, domains, virtuals "
+            "and aliases", f"1 error(s) in {path}"]
