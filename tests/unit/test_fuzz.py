@@ -5,6 +5,8 @@ import re
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mailorama import config as cfg
+from mailorama.render import tables
+from test_checker_attacks import opensmtpd_values
 from test_config import texts
 
 ERROR = re.compile(r"^(accounts|domains|virtuals|aliases)(:\d+)?: \S")
@@ -21,6 +23,12 @@ def parses_or_reports(files: dict[str, str]) -> None:
     else:
         assert isinstance(result, cfg.MailConfig)
         assert all(ERROR.match(w) for w in result.warnings), result.warnings
+        # what parses renders tables OpenSMTPD reads back as the same targets
+        rendered = tables(result)
+        for name, rows in (("virtuals", result.virtuals), ("aliases", result.aliases)):
+            lines = rendered[name].splitlines()[1:]
+            assert [opensmtpd_values(line.split(" ", 1)[1]) for line in lines] == [
+                sorted(targets) for _, targets in rows]
 
 
 @settings(max_examples=400, deadline=None)
