@@ -293,7 +293,7 @@ def _parse_virtuals(lines, domains, errors) -> dict[str, tuple[_Line, list[str]]
         if address is None:
             errors.append(f"{line.where()}: '{raw}' is not a valid mail address (like "
                           "name@example.org, or @example.org for a catch-all)"
-                          f"{'' if raw.isascii() else IDN_HINT}")
+                          f"{'' if raw.rpartition('@')[2].isascii() else IDN_HINT}")
             continue
         domain = address.split("@")[1]
         if domain not in domains:
