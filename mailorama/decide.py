@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .facts import SENDMAIL, SENDMAIL_INI, HostState
 from .offsite import marker as offsite_marker
+from .offsite import secrets as offsite_secrets
 from .settings import Settings, _is_ip
 
 # Compose commands by distribution, for mailorama_install_docker.
@@ -250,7 +251,7 @@ def upkeep_plan(settings: Settings, have: HostState) -> UpkeepPlan:
     if key and key not in have.files:
         return UpkeepPlan(error=f"mailorama_backup_offsite: ssh_key {key} not found on the "
                                 "host; put the key there (root-only) or leave ssh_key out")
-    marker = offsite_marker(offsite)
+    marker = offsite_marker(offsite_secrets(settings.root, offsite))
     verified = have.files.get(offsite_marker_path(settings), (None, None))[1]
     return UpkeepPlan(
         packages=() if "restic" in have.packages else ("restic",),

@@ -12,6 +12,7 @@ from typing import Mapping
 KEEP = {"daily": 7, "weekly": 4, "monthly": 6, "yearly": 0}
 # restic repository URLs: a local path or one of restic's backends
 _SCHEMES = ("sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:")
+_CREDENTIALS = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
 _PATH = re.compile(r"(/[A-Za-z0-9_.+@=-]+)+")
 # sftp:user@host:/path, sftp:host:path, sftp://user@host:port//path, sftp://user@[::1]:22/path
 _SFTP = re.compile(r"sftp:(?://(?P<u1>[^@/\s]+@)?(?P<h1>\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+)"
@@ -41,9 +42,9 @@ def parse_offsite(value, errors: list[str], key: str = "mailorama_backup_offsite
     if (not isinstance(repo, str) or not repo or any(c.isspace() or c in "'\"\\" for c in repo)
             or not (repo.startswith(_SCHEMES) or _PATH.fullmatch(repo))):
         errors.append(f"{key}: repository must be a restic repository like "
-                      f"'sftp:user@host:/path' or an absolute path, got {repo!r}")
+                      f"'sftp:user@host:/path' or an absolute path, got {_shown(repo)!r}")
     elif repo.startswith("sftp:") and not _SFTP.fullmatch(repo):
-        errors.append(f"{key}: repository {repo!r} is not 'sftp:user@host:/path' or "
+        errors.append(f"{key}: repository {_shown(repo)!r} is not 'sftp:user@host:/path' or "
                       "'sftp://user@host:port//path'")
     if not isinstance(password, str) or not password.strip() or "\n" in password \
             or "\r" in password:
@@ -81,13 +82,15 @@ def parse_keep(value, errors: list[str], key: str = "mailorama_backup_keep"):
 
 def ssh_command(repository: str, ssh_key: str | None, known_hosts: str) -> str | None:
     """restic's sftp.command for an sftp repository (None for other backends): no prompts,
-    the server's key pinned on first use in `known_hosts`, the given key."""
+    the server's key pinned on first use in `known_hosts`, the given key; a server that does
+    not answer fails within 30 s (at connect) or 3 minutes (later), never hangs."""
     match = _SFTP.fullmatch(repository)
     if not match:
         return None
     user = match["u1"] or match["u2"] or ""
     host = (match["h1"] or match["h2"]).strip("[]")
-    args = ["ssh", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=60",
+    args = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",
+            "-o", "ServerAliveInterval=60",
             "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known_hosts}"]
     if ssh_key:
         args += ["-o", "IdentitiesOnly=yes", "-i", ssh_key]
@@ -96,16 +99,44 @@ def ssh_command(repository: str, ssh_key: str | None, known_hosts: str) -> str |
     return " ".join(shlex.quote(a) for a in [*args, f"{user}{host}", "-s", "sftp"])
 
 
+def _shown(value):
+    return shown_repository(value) if isinstance(value, str) else value
+
+
+def shown_repository(text: str) -> str:
+    """`text` with the password of a repository URL (rest:https://user:password@host/)
+    replaced by ********: for summaries and --diff."""
+    return _CREDENTIALS.sub(r"\1********@", text)
+
+
 def forget_args(keep) -> str:
     """restic forget's policy flags, e.g. --keep-daily 7 --keep-weekly 4."""
     return " ".join(f"--keep-{name} {count}" for name, count in keep if count)
 
 
-def marker(offsite: Offsite) -> str:
-    """What the deploy writes once the repository answers to this password: a changed
-    repository or password checks (and initialises) again."""
-    digest = hashlib.sha256(f"{offsite.repository}\0{offsite.password}".encode()).hexdigest()
-    return f"{digest}\n"
+def secrets(root: str, offsite: Offsite) -> dict[str, str]:
+    """The files in `root`/offsite (root-only, 0600) with the repository's settings and
+    password."""
+    folder = f"{root}/offsite"
+    env = (f"# Made by Mail-o-Rama from mailorama_backup_offsite.\n"
+           f"RESTIC_REPOSITORY={shlex.quote(offsite.repository)}\n"
+           f"RESTIC_PASSWORD_FILE={folder}/password\n"
+           f"RESTIC_CACHE_DIR={folder}/cache\n")
+    return {f"{folder}/env": env, f"{folder}/password": f"{offsite.password}\n"}
+
+
+def marker(files: dict[str, str]) -> str:
+    """What the deploy writes once the repository answers to the `secrets` files: their hash,
+    made on the host (no secret on a command line). A changed repository or password checks
+    (and initialises) again."""
+    digest = hashlib.sha256("".join(files[p] for p in sorted(files)).encode()).hexdigest()
+    return f"{digest}  -\n"
+
+
+def marker_command(files: dict[str, str], path: str) -> str:
+    """Writes `marker` of the `secrets` files at `path`, root-only."""
+    names = " ".join(shlex.quote(p) for p in sorted(files))
+    return f"(umask 077 && cat {names} | sha256sum > {shlex.quote(path)})"
 
 
 def spread(hostname: str, salt: str, modulo: int) -> int:

@@ -15,7 +15,7 @@ import jinja2
 
 from .config import MailConfig
 from .contract import HOSTNAME_FILE, SECRET_CONFIG, SELECTORS_FILE, TABLES, contract_text
-from .offsite import forget_args, spread, ssh_command
+from .offsite import forget_args, secrets, shown_repository, spread, ssh_command
 from .settings import Settings
 from .sieve import rendered as sieve_files
 
@@ -236,6 +236,7 @@ def upkeep_context(settings: Settings) -> dict:
         "root": settings.root, "image": settings.image, "status": status,
         "previous": settings.image.rsplit(":", 1)[0] + ":previous",
         "lock": upkeep_lock(settings), "scripts": upkeep_scripts(settings),
+        "backup_lock": f"/run/lock/mail-o-rama-{settings.container}-backup.lock",
         "offsite": offsite is not None, "keep": forget_args(settings.backup_keep),
         "restic_options": shlex.quote(f"--option=sftp.command={sftp}") if sftp else "",
         "auto_update": settings.auto_update, "tls_cert": settings.tls_cert,
@@ -248,21 +249,18 @@ def upkeep_context(settings: Settings) -> dict:
 def offsite_secrets(settings: Settings) -> dict[str, str]:
     """The offsite repository's settings and password (root-only files, 0600)."""
     offsite = settings.backup_offsite
-    if not offsite:
-        return {}
-    folder = f"{settings.root}/offsite"
-    env = (f"# Made by Mail-o-Rama from mailorama_backup_offsite.\n"
-           f"RESTIC_REPOSITORY={shlex.quote(offsite.repository)}\n"
-           f"RESTIC_PASSWORD_FILE={folder}/password\n"
-           f"RESTIC_CACHE_DIR={folder}/cache\n")
-    return {f"{folder}/env": env, f"{folder}/password": f"{offsite.password}\n"}
+    return secrets(settings.root, offsite) if offsite else {}
 
 
 def masked(path: str, lines: list[str]) -> list[str]:
     """`lines` of the file at `path` as --diff may show them: password hashes, the relay
-    password and keys replaced by ********."""
+    password, keys, the offsite password and credentials in its URL replaced by ********."""
     if "/keys/" in path:
         return ["******** (a key: not shown)"] if lines else []
+    if path.endswith("/offsite/password"):
+        return ["********" for _ in lines]
+    if path.endswith("/offsite/env"):
+        return [shown_repository(line) for line in lines]
     name = path.rsplit("/", 1)[-1]
     if f"config/{name}" not in SECRET_CONFIG or f"/config/{name}" not in path:
         return lines

@@ -10,8 +10,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, server
 
 from .decide import Step, UpkeepPlan, offsite_marker_path
-from .offsite import marker
-from .render import upkeep_scripts
+from .offsite import marker_command, shown_repository
+from .render import offsite_secrets, upkeep_scripts
 from .settings import Settings
 
 
@@ -29,13 +29,12 @@ def upkeep(settings: Settings, plan: UpkeepPlan) -> list[Step]:
         steps.append(Step(f"make {offsite.ssh_key} root-only (0600)",
                           f"made {offsite.ssh_key} root-only (0600)", op))
     if plan.init:
-        verified = shlex.quote(offsite_marker_path(settings))
+        shown = shown_repository(offsite.repository)
         op = server.shell(name="Initialise the offsite repository unless it exists", commands=[
             f"{upkeep_scripts(settings)['restic']} --init-if-absent",
-            f"(umask 077 && printf %s {shlex.quote(marker(offsite))} > {verified})"])
-        steps.append(Step(f"check the offsite repository {offsite.repository} (initialise it "
-                          "when absent)", f"checked the offsite repository {offsite.repository}",
-                          op))
+            marker_command(offsite_secrets(settings), offsite_marker_path(settings))])
+        steps.append(Step(f"check the offsite repository {shown} (initialise it when absent)",
+                          f"checked the offsite repository {shown}", op))
     return steps
 
 

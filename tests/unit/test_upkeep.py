@@ -10,8 +10,9 @@ import pytest
 
 from mailorama.decide import UpkeepPlan, offsite_marker_path, upkeep_plan
 from mailorama.facts import HostState
-from mailorama.offsite import Offsite, forget_args, marker, ssh_command
-from mailorama.render import offsite_secrets, render_host, upkeep_scripts
+from mailorama.offsite import (Offsite, forget_args, marker, marker_command, shown_repository,
+                               ssh_command)
+from mailorama.render import diff_sides, offsite_secrets, render_host, upkeep_scripts
 from mailorama.settings import SettingsError, settings_from
 
 OFFSITE = {"repository": "sftp:backup@store.example:/srv/restic/mail", "password": "s3cret pw",
@@ -50,6 +51,7 @@ def test_offsite_and_keep_are_validated_with_the_setting_named():
         ({**OFFSITE, "repository": "/srv/restic"}, "ssh_key is for 'sftp:' repositories only"),
         ({**OFFSITE, "user": "x"}, "unknown key(s) user"),
         ("sftp:x:/y", "must be a dict"),
+        ({**OFFSITE, "repository": "rest:http://u:pw@h/ x"}, "got 'rest:http://u:********@h/ x'"),
     ]:
         found = errors(backup_offsite=bad)
         assert any(e.startswith("mailorama_backup_offsite: ") and text in e for e in found), \
@@ -68,6 +70,7 @@ def test_sftp_command_for_every_sftp_form():
     assert cmd[-5:] == ["-p", "2222", "root@127.0.0.1", "-s", "sftp"]
     assert "StrictHostKeyChecking=accept-new" in cmd and f"UserKnownHostsFile={known}" in cmd
     assert cmd[cmd.index("-i") + 1] == "/k"
+    assert "ConnectTimeout=30" in cmd          # a server that never answers fails, no hang
     assert shlex.split(ssh_command("sftp:u@h.example:/p", None, known))[-3:] == \
         ["u@h.example", "-s", "sftp"]
     assert shlex.split(ssh_command("sftp:h.example:rel/p", None, known))[-3] == "h.example"
@@ -87,6 +90,37 @@ def test_secrets_are_their_own_files_and_never_in_scripts():
     assert all("s3cret" not in text for path, text in files.items() if path not in secret)
     assert "--keep-daily 7 --keep-weekly 4 --keep-monthly 6" in \
         files["/usr/local/sbin/mailorama-backup-mail-o-rama"]
+
+
+def test_offsite_secrets_are_masked_in_diff_and_summaries():
+    s = settings(backup_offsite={"repository": "rest:https://u:hunter2@h.example:8000/m",
+                                 "password": "s3cret pw"})
+    secret = offsite_secrets(s)
+    before = {"/opt/mail-o-rama/offsite/password": ["old s3cret"],
+              "/opt/mail-o-rama/offsite/env": ["RESTIC_REPOSITORY=rest:https://u:old@h/"]}
+    for path, text in secret.items():
+        old, new = diff_sides(path, before[path], text.splitlines())
+        assert not any(w in line for w in ("s3cret", "hunter2", "old@")
+                       for line in old + new), (old, new)
+    assert diff_sides("/opt/mail-o-rama/offsite/password", ["a"], ["b"]) == \
+        (["********"], ["********  (changed)"])
+    assert shown_repository("rest:https://u:hunter2@h.example:8000/m") == \
+        "rest:https://u:********@h.example:8000/m"
+    assert shown_repository("sftp://root@h:22//p") == "sftp://root@h:22//p"
+
+
+def test_the_verified_marker_is_made_on_the_host_from_the_secret_files():
+    """The deploy's command (what ps and -vv show) names the files, never a value derived
+    from the password; the host's sha256sum of them is the marker the deploy expects."""
+    s = settings(backup_offsite=OFFSITE)
+    secret = offsite_secrets(s)
+    command = marker_command(secret, "/opt/mail-o-rama/offsite/verified")
+    assert "s3cret" not in command and marker(secret).split()[0] not in command
+    out = subprocess.run(["sha256sum"], input="".join(secret[p] for p in sorted(secret)),
+                         capture_output=True, text=True, check=True).stdout
+    assert out == marker(secret)
+    other = offsite_secrets(settings(backup_offsite={**OFFSITE, "password": "new"}))
+    assert marker(other) != marker(secret)
 
 
 def test_scripts_are_valid_bash_and_cron_spreads_the_jobs():
@@ -111,7 +145,7 @@ def test_upkeep_plan_installs_restic_and_checks_the_repository_once():
     assert missing.error and "ssh_key /root/.ssh/backup not found on the host" in missing.error
     have = HostState(files={"/root/.ssh/backup": (0o644, "x")})
     assert upkeep_plan(s, have) == UpkeepPlan(packages=("restic",), key_mode=True, init=True)
-    digest = hashlib.sha256(marker(s.backup_offsite).encode()).hexdigest()
+    digest = hashlib.sha256(marker(offsite_secrets(s)).encode()).hexdigest()
     done = HostState(files={"/root/.ssh/backup": (0o600, "x"),
                             offsite_marker_path(s): (0o600, digest)},
                      packages=frozenset({"restic"}))
