@@ -15,6 +15,9 @@ _SCHEMES = ("sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:"
 _CREDENTIALS = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
 _PATH = re.compile(r"(/[A-Za-z0-9_.+@=-]+)+")
 # sftp:user@host:/path, sftp:host:path, sftp://user@host:port//path, sftp://user@[::1]:22/path
+# restic's credentials for s3:, b2:, azure:, gs:, rest: ... (AWS_ACCESS_KEY_ID, B2_ACCOUNT_KEY...)
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_OURS = ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_CACHE_DIR")
 _SFTP = re.compile(r"sftp:(?://(?P<u1>[^@/\s]+@)?(?P<h1>\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+)"
                    r"(?::(?P<port>\d+))?/.+|(?P<u2>[^@/:\s]+@)?(?P<h2>[^:/\s]+):.+)")
 
@@ -24,20 +27,23 @@ class Offsite:
     repository: str
     password: str
     ssh_key: str | None = None
+    env: tuple[tuple[str, str], ...] = ()     # more variables for restic (credentials)
 
 
 def parse_offsite(value, errors: list[str], key: str = "mailorama_backup_offsite"):
     """The offsite repository setting as Offsite, or None (and errors appended)."""
     example = ("{'repository': 'sftp:backup@host.example:/srv/restic/mail', 'password': '...', "
-               "'ssh_key': '/root/.ssh/backup_ed25519'}")
+               "'ssh_key': '/root/.ssh/backup_ed25519'} (an s3: repository: 'env': "
+               "{'AWS_ACCESS_KEY_ID': '...', 'AWS_SECRET_ACCESS_KEY': '...'})")
     if not isinstance(value, Mapping):
         errors.append(f"{key}: must be a dict like {example}, got {value!r}")
         return None
     count = len(errors)
-    unknown = sorted(str(k) for k in set(value) - {"repository", "password", "ssh_key"})
+    unknown = sorted(str(k) for k in set(value) - {"repository", "password", "ssh_key", "env"})
     if unknown:
         errors.append(f"{key}: unknown key(s) {', '.join(unknown)}; use repository, password, "
-                      "ssh_key")
+                      "ssh_key, env")
+    env = _parse_env(value.get("env", {}), errors, f"{key}['env']")
     repo, password, ssh_key = value.get("repository"), value.get("password"), value.get("ssh_key")
     if (not isinstance(repo, str) or not repo or any(c.isspace() or c in "'\"\\" for c in repo)
             or not (repo.startswith(_SCHEMES) or _PATH.fullmatch(repo))):
@@ -58,7 +64,24 @@ def parse_offsite(value, errors: list[str], key: str = "mailorama_backup_offsite
             errors.append(f"{key}: ssh_key is for 'sftp:' repositories only")
     if len(errors) > count:
         return None
-    return Offsite(repo, password, ssh_key)
+    return Offsite(repo, password, ssh_key, env)
+
+
+def _parse_env(value, errors: list[str], key: str) -> tuple[tuple[str, str], ...]:
+    """restic's environment for the repository's credentials: {NAME: value} on one line each."""
+    if not isinstance(value, Mapping):
+        errors.append(f"{key}: must be a dict of environment variables like "
+                      f"{{'AWS_ACCESS_KEY_ID': '...'}}, got {type(value).__name__}")
+        return ()
+    count = len(errors)
+    for name, text in value.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            errors.append(f"{key}: {name!r} is not a variable name (A-Z, 0-9, _)")
+        elif name.startswith(_OURS):
+            errors.append(f"{key}: {name} is set from repository and password; leave it out")
+        elif not isinstance(text, str) or not text or not text.isprintable():
+            errors.append(f"{key}: {name} must be a non-empty string on one line")
+    return () if len(errors) > count else tuple(sorted(value.items()))
 
 
 def parse_keep(value, errors: list[str], key: str = "mailorama_backup_keep"):
@@ -121,7 +144,8 @@ def secrets(root: str, offsite: Offsite) -> dict[str, str]:
     env = (f"# Made by Mail-o-Rama from mailorama_backup_offsite.\n"
            f"RESTIC_REPOSITORY={shlex.quote(offsite.repository)}\n"
            f"RESTIC_PASSWORD_FILE={folder}/password\n"
-           f"RESTIC_CACHE_DIR={folder}/cache\n")
+           f"RESTIC_CACHE_DIR={folder}/cache\n"
+           + "".join(f"{name}={shlex.quote(text)}\n" for name, text in offsite.env))
     return {f"{folder}/env": env, f"{folder}/password": f"{offsite.password}\n"}
 
 

@@ -259,8 +259,9 @@ def masked(path: str, lines: list[str]) -> list[str]:
         return ["******** (a key: not shown)"] if lines else []
     if path.endswith("/offsite/password"):
         return ["********" for _ in lines]
-    if path.endswith("/offsite/env"):
-        return [shown_repository(line) for line in lines]
+    if path.endswith("/offsite/env"):       # credentials of mailorama_backup_offsite's env
+        return [shown_repository(line) if line.startswith(("#", "RESTIC_")) or "=" not in line
+                else line.split("=", 1)[0] + "=********" for line in lines]
     name = path.rsplit("/", 1)[-1]
     if f"config/{name}" not in SECRET_CONFIG or f"/config/{name}" not in path:
         return lines

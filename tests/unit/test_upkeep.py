@@ -64,6 +64,31 @@ def test_offsite_and_keep_are_validated_with_the_setting_named():
                for e in errors(auto_update="yes"))
 
 
+def test_credentials_of_other_backends_reach_restic_and_nothing_else():
+    """An s3: repository's keys (any backend's variables) go to the root-only env file, quoted
+    so that bash reads back exactly the value; --diff never shows them; ours cannot be set."""
+    hostile = "a'b\"c $(touch /tmp/x) `id` \\ ;x"
+    s = settings(backup_offsite={"repository": "s3:https://s3.example/bucket", "password": "pw",
+                                 "env": {"AWS_ACCESS_KEY_ID": "AKIA1",
+                                         "AWS_SECRET_ACCESS_KEY": hostile}})
+    env = offsite_secrets(s)["/opt/mail-o-rama/offsite/env"]
+    out = subprocess.run(["bash", "-c", 'set -a; . /dev/stdin; set +a; '
+                          'printf "%s\\n" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"'],
+                         input=env, capture_output=True, text=True, check=True).stdout
+    assert out == f"AKIA1\n{hostile}\n"
+    old, new = diff_sides("/opt/mail-o-rama/offsite/env", [], env.splitlines())
+    assert "AWS_SECRET_ACCESS_KEY=********" in new and not any(
+        "AKIA1" in line or "touch" in line for line in new)
+    for bad, text in [({"RESTIC_PASSWORD": "x"}, "RESTIC_PASSWORD is set from repository"),
+                      ({"aws_key": "x"}, "'aws_key' is not a variable name"),
+                      ({"A": "x\ny"}, "A must be a non-empty string on one line"),
+                      ({1: "x", "B": 2}, "1 is not a variable name"),
+                      (["A=b"], "must be a dict of environment variables")]:
+        found = errors(backup_offsite={**OFFSITE, "env": bad})
+        assert any(e.startswith("mailorama_backup_offsite['env']: ") and text in e
+                   for e in found), (bad, found)
+
+
 def test_sftp_command_for_every_sftp_form():
     known = "/opt/m/offsite/known_hosts"
     cmd = shlex.split(ssh_command("sftp://root@127.0.0.1:2222//var/tmp/r", "/k", known))

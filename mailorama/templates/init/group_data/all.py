@@ -80,8 +80,10 @@ mailorama_backup_retention_days = 14
 
 # Offsite, encrypted backups with restic after the local ones, e.g. {"repository":
 # "sftp:backup@host.example:/srv/restic/mail", "password": "...", "ssh_key": "/root/.ssh/backup"}
-# (any restic repository; ssh_key: a key on the host, for sftp). Keep the password elsewhere
-# too: without it the backups cannot be read. None: local backups only.
+# (any restic repository; ssh_key: a key on the host, for sftp; "env": {"AWS_ACCESS_KEY_ID": ...,
+# "AWS_SECRET_ACCESS_KEY": ...}: the variables restic reads for s3:, b2:, azure:, gs: and
+# others). Keep the password elsewhere too: without it the backups cannot be read. None: local
+# backups only.
 mailorama_backup_offsite = None
 
 # How many offsite snapshots restic keeps (also "yearly").
