@@ -44,7 +44,9 @@ def upkeep_notes(settings: Settings) -> list[str]:
     lines = [f"backup: daily, {scripts['backup']}"
              + (" (local archives, then offsite with restic)" if settings.backup_offsite
                 else " (local archives only: set mailorama_backup_offsite)"),
-             f"self-check: daily, {scripts['check']} (mails root only when something is wrong)"]
+             f"self-check: daily, {scripts['check']} (mails root only when something is wrong"
+             + ("; through the host's own /usr/sbin/sendmail, as mailorama_host_mail = 'none': "
+                "without one its alarms reach nobody)" if settings.host_mail == "none" else ")")]
     if settings.auto_update:
         lines.append(f"security updates: weekly, {scripts['update']}")
     if settings.backup_offsite:

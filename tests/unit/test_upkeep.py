@@ -14,6 +14,7 @@ from mailorama.offsite import (Offsite, forget_args, marker, marker_command, sho
                                ssh_command)
 from mailorama.render import diff_sides, offsite_secrets, render_host, upkeep_scripts
 from mailorama.settings import SettingsError, settings_from
+from mailorama.upkeep import upkeep_notes
 
 OFFSITE = {"repository": "sftp:backup@store.example:/srv/restic/mail", "password": "s3cret pw",
            "ssh_key": "/root/.ssh/backup"}
@@ -35,6 +36,17 @@ def test_defaults_local_backups_only_weekly_updates():
     assert s.backup_offsite is None and s.auto_update is True
     assert dict(s.backup_keep) == {"daily": 7, "weekly": 4, "monthly": 6, "yearly": 0}
     assert set(upkeep_scripts(s)) == {"backup", "check", "update"}
+
+
+def test_the_summary_says_where_alarms_go():
+    """Without Mail-o-Rama's host mail the self-check mails through whatever sendmail the host
+    has: the summary says so instead of promising alarms."""
+    check = [line for line in upkeep_notes(settings()) if line.startswith("self-check")]
+    assert check == ["self-check: daily, /usr/local/sbin/mailorama-check-mail-o-rama (mails root "
+                     "only when something is wrong)"]
+    check = [line for line in upkeep_notes(settings(host_mail="none"))
+             if line.startswith("self-check")]
+    assert "as mailorama_host_mail = 'none': without one its alarms reach nobody" in check[0]
 
 
 def test_offsite_and_keep_are_validated_with_the_setting_named():
