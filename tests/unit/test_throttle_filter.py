@@ -151,7 +151,7 @@ def test_settings_defaults_overrides_errors_and_rendering():
                                                                           "203.0.113.7/32")
     files = render(cfg.load(EXAMPLE), s)
     smtpd, dovecot = files["config/smtpd.conf"], files["config/dovecot.conf"]
-    assert (' throttle=3,600,900,86400 allow=2001:db8::/64,203.0.113.7/32"' in smtpd
+    assert (' throttle=3,600,900,86400 allow=2001:db8::/64,203.0.113.7/32 errors=10"' in smtpd
             and 'filter "submission" chain { "rules", ' in smtpd)
     assert "passdb lua {" in dovecot and "allow = 2001:db8::/64 203.0.113.7/32" in dovecot
     off = render(cfg.load(EXAMPLE), settings_from({"mailorama_login_throttle": {"failures": 0}},
