@@ -1,7 +1,7 @@
 """Container benchmark: image size, idle memory, where it goes, seconds to SMTP banner,
 delivery rate.
 
-    .venv/bin/python bench/container.py [--runs 3] [--messages 1000] [--sessions 4]
+    .venv/bin/python bench/container.py [--runs 3] [--messages 1000] [--sessions 4] [--idle-only]
 
 Needs the rig's Docker engine (bash tests/rig/up.sh --docker-only). Prints one line a figure,
 the median of --runs runs with every run's value. Idle memory is `docker stats` after 60 s
@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--idle-only", action="store_true",
+                        help="only image size and idle memory (no banner timing, no bursts)")
     parser.add_argument("--no-search-index", action="store_true",
                         help="mailorama_search_index = False (what the index costs)")
     args = parser.parse_args()
@@ -142,8 +144,9 @@ def main() -> None:
                             mailorama_search_index=not args.no_search_index)
         try:
             stack.up()
-            line("ready: start to SMTP banner", [banner_seconds(stack) for _ in range(args.runs)],
-                 "s")
+            if not args.idle_only:
+                line("ready: start to SMTP banner",
+                     [banner_seconds(stack) for _ in range(args.runs)], "s")
             stack.wait_ready()
             time.sleep(60)
             idle = []
@@ -157,6 +160,8 @@ def main() -> None:
             if rows:
                 print(f"    {sum(r[1] for r in rows):5.2f} MiB PSS in all (the rest of docker "
                       "stats: kernel memory, page cache)")
+            if args.idle_only:
+                return
             rates, deferred = [], 0
             for _ in range(args.runs):
                 rate, d = delivery_rate(stack, args.messages, args.sessions)

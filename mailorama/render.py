@@ -111,6 +111,7 @@ def context(config: MailConfig, settings: Settings) -> dict:
         "log_max_files": settings.log_max_files,
         "throttle": dict(settings.login_throttle),
         "login_allow": list(settings.login_allow),
+        "error_limit": settings.error_limit,
     }
 
 

@@ -90,6 +90,7 @@ class Settings:
     quotas: tuple[tuple[str, str | None], ...] = ()      # account -> its own quota
     login_throttle: tuple[tuple[str, int], ...] = tuple(THROTTLE.items())  # see THROTTLE
     login_allow: tuple[str, ...] = ()     # addresses/networks never throttled
+    error_limit: int = 10           # SMTP error replies before a client is disconnected; 0: never
     addresses: tuple[str, ...] = ()       # the host's public addresses, for `mailorama dns`
 
     @property
@@ -371,6 +372,12 @@ def settings_from(data: Mapping[str, Any], fqdn: str | None = None) -> Settings:
         except (TypeError, ValueError):
             errors.append(f"{PREFIX}login_allow: {item!r} is not an IP address or network")
     out["login_allow"] = tuple(sorted(nets))
+    if "error_limit" in values:
+        limit = values["error_limit"]
+        if not _whole(limit) or not 0 <= limit <= 10000:
+            errors.append(f"{PREFIX}error_limit: must be a whole number 0 (never) to 10000, "
+                          f"got {limit!r}")
+        out["error_limit"] = limit
 
     for key in sorted(set(values) - known):
         errors.append(f"{PREFIX}{key}: unknown setting (typo?); known: {', '.join(sorted(known))}")

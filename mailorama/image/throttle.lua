@@ -1,6 +1,6 @@
 -- Mail-o-Rama login throttle for Dovecot (IMAP, ManageSieve): a Lua passdb that checks
 -- passwords against the passwd-file and counts failures per client address (IPv6: per
--- /64). The same policy as the SMTP filter (mailorama-throttle): `failures` failures
+-- /64). The same policy as the SMTP filter (mailorama-filter): `failures` failures
 -- within `window` seconds block the address for `block` seconds, doubling on each
 -- repeated block up to `max_block`; while blocked, even a right password is refused.
 -- Addresses in `allow` (space-separated addresses or networks) are never counted.

@@ -63,7 +63,7 @@ def test_no_forged_hosted_senders_from_outside(box):
     for source in ("127.0.0.1", "127.0.0.2"):
         with smtp(SMTP, source) as s:
             s.ehlo("client.test")
-            code, text = s.mail("al@bundy.net")          # refused at once (mailorama-ownmail)
+            code, text = s.mail("al@bundy.net")          # refused at once (mailorama-filter)
             assert code == 550 and b"log in to send as it" in text, (source, code, text)
             s.rset()
             s.mail("bob@rooney.example")                # a foreign sender is fine

@@ -1,5 +1,6 @@
-"""mailorama-headers, the filter before the DKIM signers, run as smtpd runs it: a subprocess
-speaking the filter protocol on stdin/stdout. Any header gives a refusal (5xx, nothing passed
+"""mailorama-filter's headers rule, before the DKIM signers, run as smtpd runs it: a subprocess
+speaking the filter protocol on stdin/stdout, each session on a submission port or the sendmail
+socket (its link-connect report). Any header gives a refusal (5xx, nothing passed
 on) or headers with exactly one From: of the envelope sender; the body passes unchanged; the
 filter never dies and never writes an error."""
 
@@ -20,8 +21,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-FILTER = Path(__file__).resolve().parents[2] / "mailorama" / "image" / "mailorama-headers"
+FILTER = Path(__file__).resolve().parents[2] / "mailorama" / "image" / "mailorama-filter"
 HOST = "mail.bundy.net"
+ARGS = [f"host={HOST}", "smtp=25", "submission=587,465"]
+LISTENER = {"submission": "127.0.0.1:587", "local": "unix:/var/run/smtpd.sock"}
 ENVELOPE = "peg@bundy.net"
 TS = "1795770000.123456"
 
@@ -33,8 +36,10 @@ class Filter:
 
     def __init__(self, mode: str):
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(["perl", str(FILTER), mode, HOST], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(["perl", str(FILTER), *ARGS], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr)
+        self.source = "unix:/var/run/smtpd.sock" if mode == "local" else "192.0.2.7:40000"
+        self.listener = LISTENER[mode]
         self.buffer = b""
         self.sessions = itertools.count(0x7641df9771b4ed00)
         self.write(b"config|smtpd-version|7.6.0\nconfig|protocol|0.7\n"
@@ -70,7 +75,9 @@ class Filter:
         sid = f"{next(self.sessions):016x}".encode()
         token = b"1ef1c203cc576e5d"
         head = b"filter|0.7|" + TS.encode() + b"|smtp-in|"
-        data = b"report|0.7|" + TS.encode() + b"|smtp-in|tx-begin|" + sid + b"|a1b2c3d4\n"
+        data = (b"report|0.7|" + TS.encode() + b"|smtp-in|link-connect|" + sid + b"|client.test|pass|"
+                + self.source.encode() + b"|" + self.listener.encode() + b"\n")
+        data += b"report|0.7|" + TS.encode() + b"|smtp-in|tx-begin|" + sid + b"|a1b2c3d4\n"
         if envelope is not None:
             data += (b"report|0.7|" + TS.encode() + b"|smtp-in|tx-mail|" + sid + b"|a1b2c3d4|"
                      + result.encode() + b"|" + envelope.encode() + b"\n")

@@ -1,4 +1,5 @@
-"""mailorama-ownmail, run as smtpd runs it (a subprocess speaking the filter protocol), with
+"""mailorama-filter's ownmail and bounces rules, run as smtpd runs it (a subprocess speaking the
+filter protocol, each session on port 25 or the sendmail socket: its link-connect report), with
 real keys and real signatures (dkimpy) verified by the real openssl command:
 inbound (port 25): a hosted From: passes only with a valid signature of ours, in every
 canonicalization; a changed header or body, a foreign key, a missing signature, l= are refused;
@@ -19,9 +20,22 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-FILTER = Path(__file__).resolve().parents[2] / "mailorama" / "image" / "mailorama-ownmail"
+FILTER = Path(__file__).resolve().parents[2] / "mailorama" / "image" / "mailorama-filter"
 HOST = "mail.bundy.net"
 DOMAINS = ["bundy.net", "darcy.net"]
+BASE = [f"host={HOST}", "smtp=25", "submission=587,465"]
+LISTENER = {"inbound": "192.0.2.7:40000|192.0.2.1:25",
+            "bounces": "unix:/var/run/smtpd.sock|unix:/var/run/smtpd.sock"}
+
+
+def args(mode: str, keyfile: Path | None = None) -> list[str]:
+    if mode == "inbound":
+        return [*BASE, f"domains={','.join(DOMAINS)}", f"keys={keyfile}"]
+    return BASE
+
+
+def connect(sid: str, mode: str) -> str:
+    return f"report|0.7|1.5|smtp-in|link-connect|{sid}|client.example|pass|{LISTENER[mode]}"
 
 pytestmark = pytest.mark.skipif(not (shutil.which("perl") and shutil.which("openssl")),
                                 reason="needs perl and openssl")
@@ -70,8 +84,9 @@ def keyfile(keys, tmp_path):
     return keys.file(tmp_path)
 
 
-def transaction(msg: bytes, sender: str = "list-bounces@lists.example", sid: str = "s1") -> list[str]:
-    lines = [f"report|0.7|1.5|smtp-in|tx-mail|{sid}|1a2b|ok|{sender}",
+def transaction(msg: bytes, sender: str = "list-bounces@lists.example", sid: str = "s1",
+                mode: str = "inbound") -> list[str]:
+    lines = [connect(sid, mode), f"report|0.7|1.5|smtp-in|tx-mail|{sid}|1a2b|ok|{sender}",
              f"filter|0.7|1.5|smtp-in|mail-from|{sid}|m|{sender}"]
     for line in msg.decode().split("\r\n")[:-1]:
         lines.append(f"filter|0.7|1.5|smtp-in|data-line|{sid}|d|" + ("." + line if line.startswith(".") else line))
@@ -87,7 +102,7 @@ def run(args: list[str], lines: list[str]) -> tuple[list[str], str, int]:
 
 def inbound(keyfile: Path, msg: bytes, sender: str = "list-bounces@lists.example"):
     """(mail-from decision, commit decision, lines passed on, log)"""
-    out, err, code = run(["inbound", str(keyfile), HOST, *DOMAINS], transaction(msg, sender))
+    out, err, code = run(args("inbound", keyfile), transaction(msg, sender))
     assert code == 0, err
     result = {x.split("|")[2]: x.split("|", 3)[3] for x in out if x.startswith("filter-result|")}
     passed = [x.split("|", 3)[3] for x in out if x.startswith("filter-dataline|")]
@@ -155,7 +170,7 @@ REPORT = ("From: Mailer Daemon <MAILER-DAEMON@mail.bundy.net>\r\nTo: victim@roon
 
 
 def test_our_reports_lose_the_copy_and_nothing_else_does():
-    out, err, code = run(["bounces", HOST], transaction(REPORT, sender=""))
+    out, err, code = run(args("bounces"), transaction(REPORT, sender="", mode="bounces"))
     passed = [x.split("|", 3)[3] for x in out if x.startswith("filter-dataline|")]
     assert code == 0, err
     assert "gary@garys-shoes.example: 550 No such user" in passed
@@ -164,7 +179,7 @@ def test_our_reports_lose_the_copy_and_nothing_else_does():
     assert passed[-1] == "."
     for sender, msg in (("al@bundy.net", REPORT),                    # not from <>
                         ("", REPORT.replace(b"MAILER-DAEMON@mail.bundy.net", b"x@evil.example"))):
-        out, _, _ = run(["bounces", HOST], transaction(msg, sender=sender))
+        out, _, _ = run(args("bounces"), transaction(msg, sender=sender, mode="bounces"))
         passed = [x.split("|", 3)[3] for x in out if x.startswith("filter-dataline|")]
         assert "..CLICK here" in passed
 
@@ -185,8 +200,7 @@ request = st.builds(lambda kind, ev, sid, rest: f"{kind}|0.7|1.0|smtp-in|{ev}|{s
                                                                  HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(request, fields), max_size=40), st.sampled_from(["inbound", "bounces"]))
 def test_any_input_is_answered_and_never_kills_it(keyfile, lines, mode):
-    args = ["inbound", str(keyfile), HOST, *DOMAINS] if mode == "inbound" else ["bounces", HOST]
-    out, err, code = run(args, lines)
+    out, err, code = run(args(mode, keyfile), [connect("s1", mode), connect("s2", mode), *lines])
     assert code == 0, err
     asked = [x.split("|") for x in lines if x.startswith("filter|") and len(x.split("|")) >= 7]
     results = [x for x in out if x.startswith("filter-result|")]

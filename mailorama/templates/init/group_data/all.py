@@ -56,6 +56,11 @@ mailorama_login_throttle = {"failures": 5, "window": 600, "block": 900, "max_blo
 # Addresses or networks never throttled, e.g. ["203.0.113.7", "2001:db8::/64"].
 mailorama_login_allow = []
 
+# SMTP clients (ports 25, 587, 465) that got this many error replies (5xx: unknown commands, bad
+# syntax, unknown recipients, failed logins) since their last accepted message are disconnected
+# with 421 at their next command, and logged once. 0: never.
+mailorama_error_limit = 10
+
 # An existing certificate on the host, e.g. Let's Encrypt's live files. None: self-signed.
 mailorama_tls_cert = None
 mailorama_tls_key = None
