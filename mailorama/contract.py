@@ -13,6 +13,22 @@ from dataclasses import dataclass
 # Folders inside the container (mounts of the compose file).
 CONFIG = "/etc/mail-o-rama"          # <root>/config, read-only
 KEYS = "/var/lib/mail-o-rama"        # <root>/keys: DKIM, SRS, TLS
+# <root>/keys/live: the live files below (the root filesystem is read-only). It keeps the last
+# good config across a restart and a recreate; 0755 inside (the daemons' users read their
+# files there), unreachable on the host below <root>/keys (0700).
+LIVE = "/var/lib/mail-o-rama-live"
+LIVE_SOURCE = "keys/live"            # its folder on the host, below mailorama_root
+# The paths the daemons and scripts read are links into LIVE, made in the image (Dockerfile;
+# tests/unit/test_contract_links.py keeps the two equal). The marker: a good config is live.
+LINKS = {
+    "/etc/smtpd.conf": f"{LIVE}/smtpd.conf",
+    "/etc/smtpd": f"{LIVE}/smtpd",
+    "/etc/dovecot/dovecot.conf": f"{LIVE}/dovecot.conf",
+    "/etc/dovecot/mail-o-rama": f"{LIVE}/dovecot",
+    "/etc/ssl/mail-o-rama": f"{LIVE}/tls",
+    "/etc/mailname": f"{LIVE}/mailname",
+    "/etc/mail-o-rama-live": f"{LIVE}/good",
+}
 
 
 @dataclass(frozen=True)

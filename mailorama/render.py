@@ -14,7 +14,8 @@ from importlib import resources
 import jinja2
 
 from .config import MailConfig
-from .contract import HOSTNAME_FILE, SECRET_CONFIG, SELECTORS_FILE, TABLES, contract_text
+from .contract import (HOSTNAME_FILE, LIVE, LIVE_SOURCE, SECRET_CONFIG, SELECTORS_FILE, TABLES,
+                       contract_text)
 from .offsite import forget_args, secrets, shown_repository, spread, ssh_command
 from .settings import Settings
 from .sieve import rendered as sieve_files
@@ -96,6 +97,8 @@ def context(config: MailConfig, settings: Settings) -> dict:
         "relay_tls_verify": settings.relay_tls_verify,
         "domains": list(config.domains),
         "tables": TABLES,
+        "live": LIVE,
+        "live_source": LIVE_SOURCE,
         "dkim_selectors": dict(settings.dkim_selectors),
         "container": settings.container,
         "image": settings.image,

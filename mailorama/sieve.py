@@ -80,11 +80,14 @@ def check_command(image: str, scripts: dict[str, str]) -> str:
     """A host command compiling `scripts` with sievec in a throwaway container of `image`
     (no network); prints `sieve/<account>.sieve:LINE: error: ...` lines, nothing when all
     compile or when the host has no such image yet."""
-    steps = ["cd /tmp"]
+    # the image's dovecot.conf is a link to the live config, absent here: a bare one
+    steps = ["cd /tmp", "printf 'dovecot_config_version = 2.4.0\\ndovecot_storage_version = "
+             "2.4.0\\n' > check.conf"]
     for account, text in sorted(scripts.items()):
         data = base64.b64encode(text.encode()).decode()
-        steps.append(f"echo {data} | base64 -d > {account}.sieve; sievec {account}.sieve "
-                     f">/dev/null 2>{account}.err || sed 's/^/{account}: /' {account}.err")
+        steps.append(f"echo {data} | base64 -d > {account}.sieve; "
+                     f"sievec -c check.conf {account}.sieve >/dev/null 2>{account}.err "
+                     f"|| sed 's/^/{account}: /' {account}.err")
     inner = "; ".join(steps)
     return (f"if docker image inspect {shlex.quote(image)} >/dev/null 2>&1; then docker run "
             f"--rm --network none --entrypoint /bin/sh {shlex.quote(image)} -c "

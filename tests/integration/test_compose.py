@@ -48,3 +48,7 @@ def test_compose_file_is_valid(tmp_path, command, major, data):
     assert str(mail["mem_limit"]).lower() in ("256m", str(256 * 2 ** 20))
     assert mail["logging"] == {"driver": "json-file",
                                "options": {"max-size": "10m", "max-file": "3"}}
+    assert mail["security_opt"] == ["no-new-privileges:true"]
+    assert mail["read_only"] is True
+    assert sorted(t.split(":")[0] for t in mail["tmpfs"]) == ["/run", "/tmp", "/var/lib/dovecot"]
+    assert all("size=" in t for t in mail["tmpfs"])

@@ -1,5 +1,5 @@
 """Least privilege and bounded resources on the real container: the capability set the kernel
-enforces, the limits Docker applies, the recipient limit, a log flood that stays bounded, and the
+enforces, no new privileges, a read-only root filesystem, the limits Docker applies, the recipient limit, a log flood that stays bounded, and the
 mail paths that need the kept capabilities still working."""
 
 from __future__ import annotations
@@ -50,6 +50,25 @@ def test_docker_applies_the_dropped_capabilities_and_limits(box):
     assert host["LogConfig"] == {"Type": "json-file",
                                  "Config": {"max-size": LOG_SIZE, "max-file": str(LOG_FILES)}}
     assert host["NetworkMode"] == "host"
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["ReadonlyRootfs"] is True
+    assert set(host["Tmpfs"]) == {"/run", "/tmp", "/var/lib/dovecot"}
+    assert all("size=" in options for options in host["Tmpfs"].values())
+
+
+def test_no_new_privileges_and_a_read_only_root(box):
+    for status in (box.exec("cat", "/proc/1/status").stdout.decode(),
+                   box.exec("sh", "-c", "cat /proc/$$/status").stdout.decode()):
+        assert "NoNewPrivs:\t1" in status
+    for path in ("/usr/x", "/etc/x", "/usr/local/sbin/mailorama-apply", "/var/lib/opensmtpd/x",
+                 "/x"):
+        out = box.exec("touch", path, check=False)
+        assert out.returncode != 0 and b"Read-only file system" in out.stderr, (path, out)
+    # smtpctl's group comes from its wrapper, for root only; the program has no setgid bit
+    assert box.exec("stat", "-c", "%a", "/usr/libexec/mailorama/smtpctl").stdout.strip() == b"755"
+    out = box.exec("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                   "sendmail", "al@bundy.net", input=b"Subject: not-root\n\nhi\n", check=False)
+    assert out.returncode == 77 and b"only root" in out.stderr
 
 
 def test_the_kernel_enforces_only_the_kept_capabilities(box):
@@ -80,9 +99,11 @@ def test_the_101st_recipient_is_refused_with_451(box):
 
 
 def test_host_mail_tables_and_backups_work_with_the_kept_capabilities(box):
-    # the shim's path (docker exec sendmail), mailorama-apply's smtpctl, backup and restore
-    box.exec("sendmail", "-t", input=b"To: root\nSubject: via-exec\n\nhi\n")
+    # the shim's path (docker exec -i sendmail), mailorama-apply's smtpctl, backup and restore
+    docker("exec", "-i", NAME, "sendmail", "-t", input=b"To: root\nSubject: via-exec\n\nhi\n")
     assert arrived(PORTS["imap"], "al", PASSWORDS["al"], "via-exec")
+    box.exec("sendmail", "al@bundy.net", input=b"Subject: via-sendmail\n\nhi\n")
+    assert arrived(PORTS["imap"], "al", PASSWORDS["al"], "via-sendmail")
     box.exec("smtpctl", "update", "table", "virtuals")
     box.exec("/backup.sh")
     box.exec("/restore.sh", "al")
