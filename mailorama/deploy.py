@@ -191,7 +191,7 @@ def _stack_files(config, settings) -> tuple[dict, dict, dict]:
 def _dirs(settings) -> dict[str, int]:
     root, data = settings.root, settings.data
     return {root: 0o755, f"{root}/config": 0o700, f"{root}/keys": 0o700, f"{root}/image": 0o755,
-            data: 0o700, f"{data}/mail": 0o755, f"{data}/backup": 0o700,
+            data: 0o700, f"{data}/mail": 0o755, f"{data}/backup": 0o700, f"{data}/tmp": 0o1777,
             f"{root}/status": 0o700} | ({f"{root}/offsite": 0o700} if settings.backup_offsite
                                         else {})
 

@@ -50,5 +50,8 @@ def test_compose_file_is_valid(tmp_path, command, major, data):
                                "options": {"max-size": "10m", "max-file": "3"}}
     assert mail["security_opt"] == ["no-new-privileges:true"]
     assert mail["read_only"] is True
-    assert sorted(t.split(":")[0] for t in mail["tmpfs"]) == ["/run", "/tmp", "/var/lib/dovecot"]
+    assert sorted(t.split(":")[0] for t in mail["tmpfs"]) == ["/run", "/var/lib/dovecot"]
+    # v1 keeps the short syntax (with :rw), v2 writes the long one
+    assert any(v.split(":")[1] == "/tmp" if isinstance(v, str) else v["target"] == "/tmp"
+               for v in mail["volumes"])
     assert all("size=" in t for t in mail["tmpfs"])

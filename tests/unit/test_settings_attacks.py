@@ -119,7 +119,7 @@ def test_hostile_values_never_reach_a_rendered_file(keys, data):
     compose = yaml.safe_load(files["compose.yaml"])["services"]["mail"]
     assert (compose["container_name"], compose["image"]) == (s.container, s.image)
     assert compose["volumes"][0] == f"{s.root}/config:/etc/mail-o-rama:ro"
-    assert compose["volumes"][2] == f"{s.data}/mail:/var/mail"
+    assert f"{s.data}/mail:/var/mail" in compose["volumes"]
     cron = files[f"/etc/cron.d/{s.container}"]
     assert all(len(line.split()) >= 7 for line in cron.splitlines()
                if line and not line.startswith("#") and "=" not in line.split()[0])
