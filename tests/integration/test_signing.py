@@ -206,6 +206,15 @@ def test_envelope_case_is_kept_and_signed(box, session, outside):
     (b"Cc: \"Bundy, Al\" <al@bundy.net>,\r\n peg@bundy.net\r\n", 250),
     (b"cc : al@bundy.net\r\n", 250),
     (b"Cc: <>, al@bundy.net (Al)\r\n", 250),
+    (b"To: \\\r\n", 550),                          # a field ending in a backslash: smtpd
+    (b"To: al\\\r\n", 550),                        # qualifies it: "al\\@host"
+    (b"Cc: al@bundy.net, peg\\\r\n", 550),
+    (b"Cc: \"x\\\" <al>\r\n", 550),
+    (b"To: al\\, bob@rooney.example\r\n", 250),
+    (b"To: al\\\r\n bob@rooney.example\r\n", 250),
+    (b"To: al\\\r\n peg\\\r\n", 550),
+    (b"Cc: (al\\\r\n", 250),
+    (b"Cc: \"al\\\r\n", 250),
 ])
 def test_recipient_headers(box, session, outside, recipients, expected):
     """Nothing after the signers may change a signed header: smtpd qualifies To:/Cc:."""

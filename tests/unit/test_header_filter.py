@@ -208,6 +208,13 @@ def test_rewritten(submission, from_lines, name):
     ([b"From: peg@bundy.net", b"To: bob"], b"550 5.6.0 To: and Cc: need full addresses"),
     ([b"From: peg@bundy.net", b"Cc: al@bundy.net, Marcy <marcy>"], b"550 5.6.0 To: and Cc:"),
     ([b"From: peg@bundy.net", b"cc :", b" bob@x,(a comment)"], b"550 5.6.0 To: and Cc:"),
+    # smtpd ends the last line of the value with a newline too: a final backslash escapes
+    # nothing, and it appends "@host" after it
+    ([b"From: peg@bundy.net", b"To: \\"], b"550 5.6.0 To: and Cc:"),
+    ([b"From: peg@bundy.net", b"To: al\\"], b"550 5.6.0 To: and Cc:"),
+    ([b"From: peg@bundy.net", b"Cc: al@bundy.net, peg\\"], b"550 5.6.0 To: and Cc:"),
+    ([b"From: peg@bundy.net", b"To: al\\", b" peg\\"], b"550 5.6.0 To: and Cc:"),
+    ([b"From: peg@bundy.net", b'Cc: "x\\" <al>'], b"550 5.6.0 To: and Cc:"),
     ([b"From: peg@bundy.net", b"Subject: x\ry"], b"550 5.6.0 Header with a bare CR"),
 ])
 def test_refused(submission, from_lines, reply):
@@ -218,10 +225,17 @@ def test_refused(submission, from_lines, reply):
 
 @pytest.mark.parametrize("to", [
     b"To: undisclosed-recipients:;", b'To: "Bundy, Al" <al@bundy.net>, peg@bundy.net',
-    b"To: <@a.example:al@bundy.net>", b"To: al@bundy.net (Al), <>", b"Cc: (a comment)", b'Cc: "a\\"b" <x@y>'])
+    b"To: <@a.example:al@bundy.net>", b"To: al@bundy.net (Al), <>", b"Cc: (a comment)", b'Cc: "a\\"b" <x@y>',
+    b"To: al\\, bob@x", b"Cc: (al\\", b'Cc: "al\\'])
 def test_recipient_headers_smtpd_leaves_alone(submission, to):
     out, decision = submission.message([b"From: peg@bundy.net", to, b"", b"x"])
     assert decision == b"proceed" and to in out
+
+
+def test_a_backslash_before_a_folded_line(submission):
+    to = [b"To: al\\", b" bob@rooney.example"]
+    out, decision = submission.message([b"From: peg@bundy.net", *to, b"", b"x"])
+    assert decision == b"proceed" and out[1:3] == to
 
 
 def test_space_before_the_colon_is_removed(submission):
@@ -323,7 +337,7 @@ PIECES = st.sampled_from([
     b"=?iso-8859-1?q?", b"?=", b"YWxAYnVuZHkubmV0", b"=40", b"\xc3\xa9", b"\xef\xbc\xa0", b"\xff",
     b"@a.example:", b"\r", b"\x00", b"\x1b", b"|",
 ])
-FIELD = st.sampled_from([b"From", b"FROM", b"from", b"From ", b"From\t", b"Sender",
+FIELD = st.sampled_from([b"From", b"FROM", b"from", b"From ", b"From\t", b"Sender", b"To", b"Cc",
                          b"Resent-From", b"Resent-Sender", b"Subject", b"Date", b"Message-ID"])
 HEADER = st.one_of(
     st.builds(lambda n, v: n + b":" + b"".join(v), FIELD, st.lists(PIECES, max_size=15)),
