@@ -114,12 +114,16 @@ class Stack:
         self.compose("up", "-d")
         self.wait_ready()
 
+    def logs(self) -> str:
+        """The container's whole log (both streams)."""
+        r = docker("logs", self.name, check=False)
+        return (r.stdout + r.stderr).decode(errors="replace")
+
     def save_logs(self):
         """Keep the container's log for a post-mortem: /tmp/mor-test-logs/<name>.log."""
-        logs = docker("logs", self.name, check=False)
         out = Path("/tmp/mor-test-logs")
         out.mkdir(exist_ok=True)
-        (out / f"{self.name}.log").write_bytes(logs.stdout + logs.stderr)
+        (out / f"{self.name}.log").write_text(self.logs())
 
     def remove(self):
         docker("rm", "-f", self.name, check=False)

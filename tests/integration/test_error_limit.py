@@ -8,12 +8,11 @@ command a filter sees: HELO, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, RSET or NOO
 
 from __future__ import annotations
 
-import re
 import smtplib
 
 import pytest
 
-from stack import PASSWORDS, docker, fresh_stack
+from stack import PASSWORDS, fresh_stack
 from mail import arrived, message, smtp, wait_for
 
 pytestmark = pytest.mark.docker
@@ -34,11 +33,6 @@ def box(image, tmp_path_factory):
     stack.remove()
 
 
-def logs(stack) -> str:
-    r = docker("logs", stack.name, check=False)
-    return (r.stdout + r.stderr).decode(errors="replace")
-
-
 def cut_off(s: smtplib.SMTP, command: str) -> tuple[int, bytes]:
     """The reply to `command` after the limit: 421, then the connection is gone."""
     code, text = s.docmd(command)
@@ -57,11 +51,11 @@ def test_invalid_recipients_are_cut_off_after_the_limit(box):
         assert code == 550, i
     code, text = cut_off(s, "RCPT TO:<guess-one-more@bundy.net>")
     assert code == 421 and b"Too many errors" in text
-    line = wait_for(lambda: [x for x in logs(box).splitlines()
+    line = wait_for(lambda: [x for x in box.logs().splitlines()
                              if f"after {LIMIT} failed commands" in x], 10, what="the log line")
     assert any("error limit: disconnected 127.0.0.1 after 10 failed commands" in x for x in line)
     # LIMIT refusals and the 421 were logged for the guesses, nothing more
-    guesses = [x for x in logs(box).splitlines() if "guess" in x and "failed-command" in x]
+    guesses = [x for x in box.logs().splitlines() if "guess" in x and "failed-command" in x]
     assert len([x for x in guesses if 'result="550' in x]) == LIMIT
     assert len(guesses) == LIMIT + 1 and 'result="421' in guesses[-1]
 
@@ -78,7 +72,7 @@ def test_unknown_commands_count_and_the_next_command_is_refused(box):
 def test_the_log_stays_bounded_however_long_the_client_tries(box):
     """A client that reconnects and keeps guessing gets LIMIT failed lines a connection, and
     each connection ends at the limit: the log grows with connections, not with commands."""
-    before = len(logs(box))
+    before = len(box.logs())
     refused = 0
     for n in range(5):
         s = smtp(PORTS["smtp"])
@@ -98,7 +92,7 @@ def test_the_log_stays_bounded_however_long_the_client_tries(box):
         assert i == LIMIT
         s.close()
     assert refused == 5
-    grown = len(logs(box)) - before
+    grown = len(box.logs()) - before
     assert grown < 5 * (LIMIT + 10) * 300, grown       # a few KB a connection
 
 

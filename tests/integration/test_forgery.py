@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from stack import PASSWORDS, Sink, docker, fresh_stack
+from stack import PASSWORDS, Sink, fresh_stack
 from mail import arrived, message, send, smtp, subjects, tls, wait_for
 
 pytestmark = pytest.mark.docker
@@ -43,11 +43,6 @@ def box(image, tmp_path_factory, outside):
     stack.save_logs()
     stack.compose("down", check=False)
     stack.remove()
-
-
-def logs(stack) -> str:
-    r = docker("logs", stack.name, check=False)
-    return (r.stdout + r.stderr).decode(errors="replace")
 
 
 def inbound(data: bytes, sender: str, rcpt: str) -> tuple[int, bytes]:
@@ -92,7 +87,7 @@ def test_forged_own_from_is_refused_and_a_signed_copy_is_accepted(box, outside):
     for rcpt in (f"root@{HOST}", f"postmaster@{HOST}", "peg@bundy.net"):
         code, _ = inbound(raw("bob@rooney.example", "forged-envelope"), "al@bundy.net", rcpt)
         assert code == 550, rcpt
-    assert "refused From: bundy.net: no DKIM signature of bundy.net" in logs(box)
+    assert "refused From: bundy.net: no DKIM signature of bundy.net" in box.logs()
 
     # al posts to a list outside; the list passes the signed message on to peg, unchanged
     # but for a header of its own on top
@@ -105,7 +100,7 @@ def test_forged_own_from_is_refused_and_a_signed_copy_is_accepted(box, outside):
     code, text = inbound(relayed + signed, "list-bounces@lists.example", "peg@bundy.net")
     assert code == 250, text
     arrived(PORTS["imap"], "peg", PASSWORDS["peg"], "list-post")
-    assert "accepted From: bundy.net: signed (bundy.net " in logs(box)
+    assert "accepted From: bundy.net: signed (bundy.net " in box.logs()
     # each of our two signatures is enough on its own
     for kind in ("rsa", "ed25519"):
         other = "ed25519" if kind == "rsa" else "rsa"
@@ -116,7 +111,7 @@ def test_forged_own_from_is_refused_and_a_signed_copy_is_accepted(box, outside):
         assert code == 550, "the subject is signed"
         code, text = inbound(one, "list-bounces@lists.example", "peg@bundy.net")
         assert code == 250, (kind, text)
-        assert f"accepted From: bundy.net: signed (bundy.net {kind})" in logs(box)
+        assert f"accepted From: bundy.net: signed (bundy.net {kind})" in box.logs()
     # the same copy with a changed subject or body is refused
     for old, new in ((b"Subject: list-post", b"Subject: list-pest"), (b"\r\n\r\n", b"\r\n\r\nP.S.\r\n")):
         code, _ = inbound(signed.replace(old, new, 1), "list-bounces@lists.example", "peg@bundy.net")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mail import arrived, message, send, tls
+from mail import arrived, message, tls
 from stack import PASSWORDS, docker, fresh_stack
 
 pytestmark = pytest.mark.docker

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from stack import PASSWORDS, docker, fresh_stack
+from stack import PASSWORDS, fresh_stack
 from mail import smtp, tls, wait_for
 
 pytestmark = pytest.mark.docker
@@ -37,11 +37,6 @@ def box(image, tmp_path_factory):
     stack.save_logs()
     stack.compose("down", check=False)
     stack.remove()
-
-
-def logs(stack) -> str:
-    r = docker("logs", stack.name, check=False)
-    return (r.stdout + r.stderr).decode(errors="replace")
 
 
 def smtp_auth(source: str, user: str, password: str) -> int:
@@ -115,7 +110,7 @@ def blocked_line(stack, source: str, block: int, level: int) -> str:
     pattern = (rf"login throttle: blocked {re.escape(source)} for {block} s after "
                rf"{THROTTLE['failures']} failed logins within {THROTTLE['window']} s "
                rf"\(block {level}\)")
-    return wait_for(lambda: re.search(pattern, logs(stack)), 10, what=pattern)[0]
+    return wait_for(lambda: re.search(pattern, stack.logs()), 10, what=pattern)[0]
 
 
 def test_guessing_is_blocked_logged_not_slowing_others_and_ends(box):
@@ -126,7 +121,7 @@ def test_guessing_is_blocked_logged_not_slowing_others_and_ends(box):
     smtp_blocked = time.monotonic()
     assert smtp_auth(smtp_source, *RIGHT) == 421       # blocked: even the right password
     line = blocked_line(box, smtp_source, THROTTLE["block"], 1)
-    assert next(x for x in logs(box).splitlines() if line in x).startswith("smtpd: ")
+    assert next(x for x in box.logs().splitlines() if line in x).startswith("smtpd: ")
     t = time.monotonic()
     assert smtp_auth("127.0.0.3", *RIGHT) == 235       # another address is not slowed
     assert time.monotonic() - t < 3
@@ -135,7 +130,7 @@ def test_guessing_is_blocked_logged_not_slowing_others_and_ends(box):
         assert not imap_login(imap_source, "peg", f"wrong{i}")
     imap_blocked = time.monotonic()
     line = blocked_line(box, imap_source, THROTTLE["block"], 1)
-    assert next(x for x in logs(box).splitlines() if line in x).startswith("dovecot: ")
+    assert next(x for x in box.logs().splitlines() if line in x).startswith("dovecot: ")
     assert not imap_login(imap_source, "peg", PASSWORDS["peg"])
     t = time.monotonic()
     assert imap_login("127.0.0.3", "peg", PASSWORDS["peg"])
@@ -167,7 +162,7 @@ def test_ipv6_is_counted_per_64(box):
     for i in range(THROTTLE["failures"]):
         assert not imap_login("::1", "bud", f"wrong{i}")
     wait_for(lambda: any(x.startswith("dovecot: ") and "blocked 0:0:0:0::/64 for" in x
-                         for x in logs(box).splitlines()), 10, what="Dovecot's IPv6 block")
+                         for x in box.logs().splitlines()), 10, what="Dovecot's IPv6 block")
 
 
 def test_allow_list_is_never_blocked(box):
@@ -177,4 +172,4 @@ def test_allow_list_is_never_blocked(box):
     for i in range(THROTTLE["failures"] + 1):
         assert not imap_login(ALLOWED, "al", f"wrong{i}")
     assert imap_login(ALLOWED, *RIGHT)
-    assert f"blocked {ALLOWED} " not in logs(box)
+    assert f"blocked {ALLOWED} " not in box.logs()
