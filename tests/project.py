@@ -29,6 +29,31 @@ def rig() -> dict[str, str]:
                 if "=" in line and not line.startswith("#"))
 
 
+def upkeep_scripts(name: str) -> dict[str, str]:
+    """The host scripts a deploy of the container `name` with an offsite backup installs."""
+    return {job: f"/usr/local/sbin/mailorama-{job}-{name}"
+            for job in ("backup", "check", "update", "restic", "restore-offsite")}
+
+
+def forget(name: str):
+    """The container `name`, and the cron job and scripts its deploys left on the host: gone."""
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    for path in [f"/etc/cron.d/{name}", *upkeep_scripts(name).values()]:
+        Path(path).unlink(missing_ok=True)
+
+
+def sftp_repository(base: Path, folder: Path, password: str) -> dict:
+    """mailorama_backup_offsite for a new, empty restic repository in `folder` over the rig's
+    sshd, with a copy of the rig's key in `base` (0644: the deploy makes it root-only)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700, parents=True)
+    key = base / "backup_key"
+    shutil.copy(rig()["MAILORAMA_RIG_SSH_KEY"], key)
+    key.chmod(0o644)
+    return {"repository": f"sftp://root@127.0.0.1:2222/{folder}/repo", "password": password,
+            "ssh_key": str(key)}
+
+
 class Project:
     """A user's deploy folder: deploy.py, group_data/, mail/ and an inventory for the rig host."""
 

@@ -22,7 +22,7 @@ import pytest
 
 from mail import arrived, imap, message, send, subjects, wait_for
 from mailorama import config as cfg
-from project import Project, rig
+from project import Project, forget, sftp_repository, upkeep_scripts
 
 pytestmark = pytest.mark.deploy
 NAME = "mor-h10-atk"
@@ -31,33 +31,21 @@ SMTP, IMAP = PORTS["smtp"], PORTS["imap"]
 TARPIT = 5398       # accepts connections and never says a word
 PW = cfg.EXAMPLE_PASSWORDS
 REPO_DIR = Path("/var/tmp/mor-h10-atk-restic")
-SCRIPTS = {name: f"/usr/local/sbin/mailorama-{name}-{NAME}"
-           for name in ("backup", "check", "update", "restic", "restore-offsite")}
+SCRIPTS = upkeep_scripts(NAME)
 PASSWORD = "correct horse battery"
-
-
-def _cleanup():
-    subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
-    for path in [f"/etc/cron.d/{NAME}", *SCRIPTS.values()]:
-        Path(path).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    _cleanup()
-    shutil.rmtree(REPO_DIR, ignore_errors=True)
-    REPO_DIR.mkdir(mode=0o700, parents=True)
+    forget(NAME)
     base = tmp_path_factory.mktemp("attacks")
-    key = base / "backup_key"
-    shutil.copy(rig()["MAILORAMA_RIG_SSH_KEY"], key)
-    offsite = {"repository": f"sftp://root@127.0.0.1:2222/{REPO_DIR}/repo",
-               "password": PASSWORD, "ssh_key": str(key)}
+    offsite = sftp_repository(base, REPO_DIR, PASSWORD)
     project = Project(base, name=NAME, ports=PORTS)
     project.deployed(mailorama_backup_offsite=offsite)
     send(SMTP, message("bob@rooney.example", "al@bundy.net", "first"))
     assert arrived(IMAP, "al", PW["al"], "first")
-    yield {"project": project, "offsite": offsite, "key": key}
-    _cleanup()
+    yield {"project": project, "offsite": offsite}
+    forget(NAME)
     shutil.rmtree(REPO_DIR, ignore_errors=True)
 
 

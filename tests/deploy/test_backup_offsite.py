@@ -17,7 +17,7 @@ import pytest
 
 from mail import arrived, imap, message, send, subjects, wait_for
 from mailorama import config as cfg
-from project import Project, docker, rig
+from project import Project, docker, forget, sftp_repository, upkeep_scripts
 
 pytestmark = pytest.mark.deploy
 NAME = "mor-h10-bk"
@@ -25,31 +25,18 @@ PORTS = {"smtp": 4725, "submission": 4787, "submissions": 4765, "imap": 4743, "i
 SMTP, IMAP = PORTS["smtp"], PORTS["imap"]
 PW = cfg.EXAMPLE_PASSWORDS
 REPO_DIR = Path("/var/tmp/mor-h10-restic")
-SCRIPTS = {name: f"/usr/local/sbin/mailorama-{name}-{NAME}"
-           for name in ("backup", "check", "update", "restic", "restore-offsite")}
-
-
-def _cleanup():
-    subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
-    for path in [f"/etc/cron.d/{NAME}", *SCRIPTS.values()]:
-        Path(path).unlink(missing_ok=True)
+SCRIPTS = upkeep_scripts(NAME)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    _cleanup()
-    shutil.rmtree(REPO_DIR, ignore_errors=True)
-    REPO_DIR.mkdir(mode=0o700, parents=True)
+    forget(NAME)
     base = tmp_path_factory.mktemp("offsite")
-    key = base / "backup_key"
-    shutil.copy(rig()["MAILORAMA_RIG_SSH_KEY"], key)
-    key.chmod(0o644)                  # the deploy makes it root-only
-    offsite = {"repository": f"sftp://root@127.0.0.1:2222/{REPO_DIR}/repo",
-               "password": "correct horse battery", "ssh_key": str(key)}
+    offsite = sftp_repository(base, REPO_DIR, "correct horse battery")
     (base / "old").mkdir()
     old = Project(base / "old", name=NAME, ports=PORTS)
     yield {"base": base, "offsite": offsite, "old": old, "numbers": {}}
-    _cleanup()
+    forget(NAME)
     shutil.rmtree(REPO_DIR, ignore_errors=True)
 
 
