@@ -46,8 +46,8 @@ def _read_password() -> str:
             raise SystemExit("mailorama: the two passwords differ; nothing printed")
     if not password:
         raise SystemExit("mailorama: empty password refused")
-    if password_error(password):
-        raise SystemExit(f"mailorama: {password_error(password)}; nothing printed")
+    if error := password_error(password):
+        raise SystemExit(f"mailorama: {error}; nothing printed")
     return password
 
 

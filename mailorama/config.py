@@ -229,7 +229,7 @@ def _parse_accounts(lines: list[_Line], errors: list[str]) -> dict[str, Account]
 
 
 # smtpd.conf names every hosted domain in the DKIM filters' commands (' -d domain' each) and
-# the ownmail filter's; OpenSMTPD's parser reads at most 8094 characters in one string
+# mailorama-filter's (domains=a,b); OpenSMTPD's parser reads at most 8094 characters in one string
 # (parse.y, yylex) and refuses to start on a longer one. The rest of those commands (host name,
 # selector, paths) takes under 500.
 DOMAINS_MAX = 7600

@@ -15,6 +15,7 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from .config import shown as escaped  # text from DNS or a server, safe for a terminal
 from .dns import REQUIRED, RECOMMENDED, Record, zone_line
 
 OK, MISSING, WRONG, UNKNOWN = "ok", "missing", "wrong", "unknown"
@@ -371,18 +372,13 @@ def exit_code(results: list[Result]) -> int:
     return 2 if any(r.status == UNKNOWN and r.level == REQUIRED for r in results) else 0
 
 
-def _shown(text: str) -> str:
-    """Text from DNS or a server, safe for a terminal: control characters escaped."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-
-
 def text_report(title: str, results: list[Result]) -> str:
     lines = [title]
     for r in results:
         status = r.status if r.status == OK else r.status.upper()
-        lines.append(f"  {status:8} {r.level:12} {r.check}: {_shown(r.detail)}")
+        lines.append(f"  {status:8} {r.level:12} {r.check}: {escaped(r.detail)}")
         if r.fix and r.status != OK:
-            lines.append(f"  {'':8} {'':12} -> {_shown(r.fix)}")
+            lines.append(f"  {'':8} {'':12} -> {escaped(r.fix)}")
     failed = [r for r in results if r.failed]
     required = sum(r.level == REQUIRED for r in failed)
     lines.append(f"  {required} required and {len(failed) - required} recommended check(s) "

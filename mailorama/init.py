@@ -179,12 +179,13 @@ def _password(args) -> str:
         except OSError as e:
             raise SystemExit(f"mailorama init: --password-file: {e.strerror}: "
                              f"{args.password_file}") from None
-        except UnicodeDecodeError:
-            password = "\udcff"        # not UTF-8: said below
+        except UnicodeDecodeError:      # stdin ("-"); a file's bytes come as surrogates
+            raise SystemExit("mailorama init: --password-file: the password is not UTF-8 "
+                             "text") from None
         if not password:
             raise SystemExit(f"mailorama init: no password in {args.password_file}")
-        if password_error(password):
-            raise SystemExit(f"mailorama init: --password-file: {password_error(password)}")
+        if error := password_error(password):
+            raise SystemExit(f"mailorama init: --password-file: {error}")
         return password
     return _read_password()
 
